@@ -1,0 +1,44 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+
+.PHONY: run test lint format i18n clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + ")")'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/payout-terminal init-db
+	$(BIN)/payout-terminal seed-demo --if-empty
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/payout-terminal serve
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check terminal tests benchmarks
+	$(BIN)/ruff format --check terminal tests benchmarks
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format terminal tests benchmarks
+	$(BIN)/ruff check --fix terminal tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info
+
+i18n: $(VENV)/.installed-test
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --omit-header -o terminal/translations/messages.pot .
+	$(BIN)/pybabel update -i terminal/translations/messages.pot -d terminal/translations --no-fuzzy-matching
+	$(BIN)/pybabel compile -d terminal/translations

@@ -1,0 +1,237 @@
+"""The ``payout-terminal`` command line (API.md): one Flask CLI group.
+
+Every command exits 0 on success and non-zero with a one-line reason on stderr
+otherwise; bad settings are reported the same way, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from contextlib import closing
+from functools import wraps
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
+
+from terminal.config import ConfigError
+
+
+def _app_for_cli() -> Flask:
+    """Build the app for a command, turning a bad setting into a one-line error."""
+    from terminal import create_app
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def service_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command in the app context, reporting refusals as one line."""
+    from terminal.services.errors import ServiceError
+
+    @wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from None
+
+    return with_appcontext(run)
+
+
+def _session():  # type: ignore[no-untyped-def]
+    """Open a database session for a command."""
+    from terminal.db import new_session
+
+    return closing(new_session())
+
+
+@click.command("init-db")
+@service_command
+def init_db() -> None:
+    """Create or migrate the schema to the latest version (safe to run twice)."""
+    from terminal.db import get_engine
+    from terminal.schema import current_revision, head_revision, upgrade
+
+    engine = get_engine()
+    before = current_revision(engine)
+    upgrade(engine)
+    after = head_revision()
+    if before == after:
+        click.echo(f"database already at the latest schema ({after})")
+    else:
+        click.echo(f"database migrated from {before or 'empty'} to {after}")
+
+
+@click.command("create-point")
+@click.argument("code")
+@click.option("--name", required=True, help="Name of the point.")
+@click.option(
+    "--kind", required=True, type=click.Choice(["post_office", "agent", "delivery"]), help="Kind."
+)
+@click.option("--district", required=True, help="District (huyện/thị xã) it lies in.")
+@click.option("--communes", required=True, help='Communes it serves, "A;B;C".')
+@click.option("--receipt-format", type=click.Choice(["80mm", "a5"]), default=None)
+@service_command
+def create_point(
+    code: str, name: str, kind: str, district: str, communes: str, receipt_format: str | None
+) -> None:
+    """Create or update a payout point serving those communes."""
+    from terminal.services.places import save_point
+
+    with _session() as session:
+        point, created = save_point(
+            session,
+            code=code,
+            name=name,
+            kind=kind,
+            district=district,
+            communes=communes.split(";"),
+            receipt_format=receipt_format,
+            actor="cli",
+        )
+        verb = "created" if created else "updated"
+        click.echo(
+            f"point {point.code} {verb}: {len(point.communes)} communes in {point.district.name}"
+        )
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["clerk", "agent", "delivery", "supervisor", "auditor", "admin"]),
+)
+@click.option("--point", "point_code", default=None, help="Payout point code (staff roles).")
+@click.option("--full-name", default=None, help="Full name shown on receipts.")
+@click.option("--password-stdin", is_flag=True, required=True, help="Read the password from stdin.")
+@service_command
+def create_user(
+    username: str, role: str, point_code: str | None, full_name: str | None, password_stdin: bool
+) -> None:
+    """Create a user; the password is read from standard input."""
+    from terminal.services.auth import create_user as create
+
+    if not password_stdin:
+        raise click.UsageError("give --password-stdin and the password on standard input")
+    password = sys.stdin.readline().rstrip("\r\n")
+    with _session() as session:
+        user = create(
+            session,
+            username=username,
+            role=role,
+            password=password,
+            full_name=full_name,
+            point_code=point_code,
+            actor="cli",
+        )
+        click.echo(f"user {user.username} created ({user.role.value})")
+
+
+@click.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing (but print the logins) if not empty.")
+@service_command
+def seed_demo(if_empty: bool) -> None:
+    """Fill an empty database with demo data and print the demo logins."""
+    from terminal.services import demo
+
+    with _session() as session:
+        if not demo.is_empty(session):
+            if if_empty:
+                if demo.has_demo_users(session):
+                    _print_logins(demo.DEMO_LOGINS)
+                return
+            raise click.ClickException("the database is not empty; seed-demo fills a new one")
+        logins = demo.seed(session)
+        _print_logins(logins)
+
+
+def _print_logins(logins: Any) -> None:
+    """Print the demo accounts as a small table."""
+    click.echo("Demo logins (username / password / role / point):")
+    for login in logins:
+        click.echo(
+            f"  {login.username:<11} {login.password:<21} {login.role:<11} {login.point or '-'}"
+        )
+
+
+@click.command("audit-verify")
+@service_command
+def audit_verify() -> None:
+    """Check the audit chain; exit 0 if intact, 1 and the first bad sequence number if not."""
+    from terminal.services.audit import verify_chain
+
+    with _session() as session:
+        report = verify_chain(session)
+    if report.ok:
+        click.echo(f"audit chain intact: {report.events} events")
+        return
+    click.echo(f"audit chain broken at sequence {report.first_bad_seq}", err=True)
+    sys.exit(1)
+
+
+@click.command("serve")
+@click.option(
+    "--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="$HOST or 127.0.0.1"
+)
+@click.option(
+    "--port", default=lambda: os.environ.get("PORT", "5000"), show_default="$PORT or 5000"
+)
+@click.option("--workers", default=2, type=click.IntRange(1, 64), show_default=True)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: str, workers: int) -> None:
+    """Serve the terminal with gunicorn (sync workers: SQLite writes queue cleanly)."""
+    from terminal.db import get_engine
+    from terminal.schema import upgrade
+    from terminal.server import run_gunicorn
+
+    try:
+        port_number = int(str(port))
+    except ValueError:
+        raise click.BadParameter("must be a number from 1 to 65535", param_hint="PORT") from None
+    if not 1 <= port_number <= 65535:
+        raise click.BadParameter("must be a number from 1 to 65535", param_hint="PORT")
+    # No app context stays pushed here: forked workers would share one `g` between
+    # all their requests (and with it the signed-in user).
+    app = ctx.ensure_object(ScriptInfo).load_app()
+    engine = get_engine(app)
+    # Migrate before the workers start: two workers migrating a new file collide.
+    upgrade(engine)
+    # Workers are forked from this process: they must not share its connections.
+    engine.dispose()
+    click.echo(f"Serving the payout terminal at http://{host}:{port_number}/ (Ctrl+C to stop)")
+    run_gunicorn(app, host=host, port=port_number, workers=workers)
+
+
+commands = [init_db, create_point, create_user, seed_demo, audit_verify, serve]
+
+
+def main() -> None:
+    """Entry point of the payout-terminal console script."""
+    group = FlaskGroup(
+        name="payout-terminal",
+        create_app=_app_for_cli,
+        add_version_option=False,
+        load_dotenv=False,
+        set_debug_flag=False,
+        help="Payout-point terminal: commands of API.md.",
+    )
+    for command in commands:
+        group.add_command(command)
+    try:
+        result = group.main(prog_name="payout-terminal", standalone_mode=False)
+    except click.ClickException as exc:
+        # One line, never click's usage block: scripts and people read the reason.
+        reason = " ".join(exc.format_message().split())
+        click.echo(f"Error: {reason}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Error: aborted", err=True)
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,214 @@
+"""Settings: defaults, the instance file, then ``TERMINAL_*`` variables, all checked.
+
+API.md fixes the names. Every value is validated here once, at start-up, so a bad
+setting stops the terminal with a one-line reason instead of failing at the counter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class ConfigError(Exception):
+    """A setting has a value the terminal cannot run with."""
+
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": None,  # SQLite file in the instance folder
+    "SECRET_KEY": None,  # generated once into the instance folder
+    "RECEIPTS_DIR": "receipts",
+    "PUBLIC_URL": "http://127.0.0.1:5000",
+    # A payout that cannot survive power loss is worse than a slow one: FULL or EXTRA only.
+    "SQLITE_SYNCHRONOUS": "FULL",
+    "SQLITE_BUSY_TIMEOUT_MS": 15000,
+    "API_TOKEN_HOURS": 12,
+    "IDLE_TIMEOUT_MINUTES": 15,
+    "SESSION_MAX_HOURS": 12,
+    "DEFAULT_LOCALE": "vi",
+    "MAX_UPLOAD_MB": 20,
+    "LOG_LEVEL": "INFO",
+}
+
+# Flask settings that follow from ours; a shared counter never remembers a login.
+FLASK_FIXED: dict[str, Any] = {
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_NAME": "terminal_session",
+    "REMEMBER_COOKIE_DURATION": 0,
+    "WTF_CSRF_TIME_LIMIT": None,  # the CSRF token lives as long as the login session
+    "JSON_SORT_KEYS": False,
+}
+
+SYNCHRONOUS_LEVELS = ("FULL", "EXTRA")
+LOCALES = ("vi", "en")
+
+
+def load_settings(app: Flask, overrides: dict[str, Any] | None) -> None:
+    """Fill app.config from defaults, the instance file, the environment and overrides."""
+    app.config.update(DEFAULTS)
+    app.config.update(FLASK_FIXED)
+    app.config.from_pyfile("terminal.cfg", silent=True)
+    # from_prefixed_env reads TERMINAL_FOO into FOO, parsing JSON values where it can.
+    app.config.from_prefixed_env("TERMINAL", loads=_loads_keep_text)
+    if overrides:
+        app.config.update(overrides)
+    _check(app)
+
+
+def _loads_keep_text(value: str) -> Any:
+    """Parse an environment value as an integer or boolean when it plainly is one."""
+    stripped = value.strip()
+    if stripped.lstrip("-").isdigit() and stripped.isascii():
+        return int(stripped)
+    if stripped.lower() in ("true", "false"):
+        return stripped.lower() == "true"
+    return value
+
+
+def _check(app: Flask) -> None:
+    """Validate and normalise every setting, raising ConfigError with a one-line reason."""
+    cfg = app.config
+    instance = Path(app.instance_path)
+
+    url = cfg.get("DATABASE_URL")
+    if url in (None, ""):
+        instance.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{instance / 'terminal.db'}"
+    cfg["DATABASE_URL"] = check_database_url(str(url))
+
+    key = cfg.get("SECRET_KEY")
+    if key in (None, ""):
+        cfg["SECRET_KEY"] = _instance_secret(instance)
+    elif not isinstance(key, str) or len(key) < 32:
+        raise ConfigError("TERMINAL_SECRET_KEY must be at least 32 characters")
+
+    cfg["PUBLIC_URL"] = check_public_url(cfg.get("PUBLIC_URL"))
+    cfg["RECEIPTS_DIR"] = str(_check_dir(cfg.get("RECEIPTS_DIR"), app))
+
+    level = str(cfg.get("SQLITE_SYNCHRONOUS", "")).upper()
+    if level not in SYNCHRONOUS_LEVELS:
+        raise ConfigError(
+            "TERMINAL_SQLITE_SYNCHRONOUS must be FULL or EXTRA: lower levels can lose a "
+            "committed payout on power loss"
+        )
+    cfg["SQLITE_SYNCHRONOUS"] = level
+
+    for name, low, high in (
+        ("SQLITE_BUSY_TIMEOUT_MS", 100, 600_000),
+        ("API_TOKEN_HOURS", 1, 720),
+        ("IDLE_TIMEOUT_MINUTES", 1, 240),
+        ("SESSION_MAX_HOURS", 1, 24),
+        ("MAX_UPLOAD_MB", 1, 500),
+    ):
+        cfg[name] = _int_in_range(name, cfg.get(name), low, high)
+
+    if cfg.get("DEFAULT_LOCALE") not in LOCALES:
+        raise ConfigError("TERMINAL_DEFAULT_LOCALE must be vi or en")
+    if str(cfg.get("LOG_LEVEL", "")).upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("TERMINAL_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+    cfg["LOG_LEVEL"] = str(cfg["LOG_LEVEL"]).upper()
+
+    cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_UPLOAD_MB"] * 1024 * 1024
+    # Behind TLS the cookie must never travel in clear.
+    cfg["SESSION_COOKIE_SECURE"] = cfg["PUBLIC_URL"].startswith("https://")
+    cfg["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=cfg["SESSION_MAX_HOURS"])
+    cfg["BABEL_DEFAULT_LOCALE"] = cfg["DEFAULT_LOCALE"]
+    cfg["BABEL_DEFAULT_TIMEZONE"] = "Asia/Ho_Chi_Minh"
+
+
+def check_database_url(url: str) -> str:
+    """Return the URL if it names a SQLite or PostgreSQL (psycopg 3) database."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"TERMINAL_DATABASE_URL is not a database URL: {_redact(url)}") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite":
+        if driver not in ("", "pysqlite"):
+            raise ConfigError("TERMINAL_DATABASE_URL: use sqlite:///path for SQLite")
+        if parsed.database in (None, "", ":memory:"):
+            raise ConfigError("TERMINAL_DATABASE_URL: SQLite needs a file path, not memory")
+        return url
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "psycopg"):
+            raise ConfigError("TERMINAL_DATABASE_URL: use postgresql+psycopg://... for PostgreSQL")
+        rebuilt = parsed.set(drivername="postgresql+psycopg")
+        return rebuilt.render_as_string(hide_password=False)
+    raise ConfigError("TERMINAL_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL")
+
+
+def check_public_url(value: Any) -> str:
+    """Return the public base URL without a trailing slash, if it is an http(s) URL."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("TERMINAL_PUBLIC_URL must be an http:// or https:// URL")
+    text = value.strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError("TERMINAL_PUBLIC_URL must be an http:// or https:// URL with a host")
+    return text
+
+
+def _check_dir(value: Any, app: Flask) -> Path:
+    """Return an absolute folder path that exists or can be made."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("TERMINAL_RECEIPTS_DIR must be a folder path")
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"TERMINAL_RECEIPTS_DIR is not a folder: {path}")
+    return path
+
+
+def _int_in_range(name: str, value: Any, low: int, high: int) -> int:
+    """Return value as an int within [low, high] or raise ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"TERMINAL_{name} must be a whole number from {low} to {high}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"TERMINAL_{name} must be a whole number from {low} to {high}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"TERMINAL_{name} must be a whole number from {low} to {high}")
+    return number
+
+
+def _instance_secret(instance: Path) -> str:
+    """Read the instance secret key, creating it (mode 0600) the first time."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "secret_key"
+    if not path.exists():
+        # Write aside, then link into place: two workers starting together agree on one
+        # key, and nobody ever reads a half-written file.
+        fd, tmp = tempfile.mkstemp(dir=instance, prefix=".secret_key.")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            os.chmod(tmp, 0o600)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ConfigError(f"the secret key file {path} is damaged; delete it")
+    return key
+
+
+def _redact(url: str) -> str:
+    """Hide a password inside a URL for an error message."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable>"

@@ -1,0 +1,173 @@
+"""The database connection: one engine per app, one session per request.
+
+SQLite is set up for payouts that survive power loss (WAL, ``synchronous=FULL``,
+foreign keys, a busy timeout) and writers take the write lock up front with
+``BEGIN IMMEDIATE``: a deferred transaction that reads and then writes can fail
+with "database is locked" without waiting. PostgreSQL is checked for settings that
+would lose commits. See ``begin_write``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from terminal.config import ConfigError
+
+WRITE_OPTION = "terminal_write"
+
+
+def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 15000) -> Engine:
+    """Create an engine whose every connection is set up for durable payouts."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"timeout": busy_timeout_ms / 1000}, hide_parameters=True
+        )
+        _setup_sqlite(engine, synchronous, busy_timeout_ms)
+    else:
+        engine = create_engine(
+            url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True
+        )
+        _setup_postgresql(engine)
+    return engine
+
+
+def _setup_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:
+    """Install the pragmas and the explicit BEGIN handling on every SQLite connection."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when a transaction begins.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode.lower() != "wal":
+            # Switching to WAL needs a moment without other connections; retried by
+            # the busy timeout. It is persistent, so this runs once per file.
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA synchronous = {synchronous}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def _setup_postgresql(engine: Engine) -> None:
+    """Nothing to set per connection; durability is checked by check_durability."""
+
+
+def check_durability(engine: Engine) -> None:
+    """Refuse a database set up to lose committed payouts (RELIABILITY S06)."""
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                level = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+                mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+                if int(level) < 2:
+                    raise ConfigError(
+                        "SQLite synchronous is below FULL: a committed payout could be lost"
+                    )
+                if str(mode).lower() != "wal":
+                    raise ConfigError(f"SQLite journal_mode is {mode}, expected wal")
+            else:
+                for setting in ("fsync", "synchronous_commit"):
+                    value = conn.exec_driver_sql(f"SHOW {setting}").scalar()
+                    if str(value).lower() == "off":
+                        raise ConfigError(
+                            f"PostgreSQL {setting} is off: a committed payout could be lost"
+                        )
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigError(f"cannot open the database: {reason}") from None
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's engine and session factory and close sessions after requests."""
+    engine = make_engine(
+        app.config["DATABASE_URL"],
+        synchronous=app.config["SQLITE_SYNCHRONOUS"],
+        busy_timeout_ms=app.config["SQLITE_BUSY_TIMEOUT_MS"],
+    )
+    check_durability(engine)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    app.extensions["terminal.db"] = {"engine": engine, "sessionmaker": factory}
+    app.teardown_appcontext(_close_session)
+
+
+def get_engine(app: Flask | None = None) -> Engine:
+    """Return the engine of the current (or given) app."""
+    return (app or current_app).extensions["terminal.db"]["engine"]
+
+
+def new_session(app: Flask | None = None) -> Session:
+    """Open a session that the caller closes (CLI commands, background work)."""
+    return (app or current_app).extensions["terminal.db"]["sessionmaker"]()
+
+
+def get_session() -> Session:
+    """Return this request's session, opened on first use."""
+    if "db_session" not in g:
+        g.db_session = new_session()
+    return g.db_session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    """Roll back whatever the request left open and return the connection."""
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def begin_write(session: Session) -> None:
+    """Start a write transaction, on SQLite holding the write lock from the start.
+
+    Any read transaction still open is ended first, so the writer works on the
+    latest committed data under the lock.
+    """
+    if session.in_transaction():
+        session.rollback()
+    session.connection(execution_options={WRITE_OPTION: True})
+
+
+@contextmanager
+def write_transaction(session: Session) -> Iterator[Session]:
+    """Run a block as one write transaction: commit on success, roll back on error."""
+    begin_write(session)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def is_sqlite(session_or_engine: Session | Engine) -> bool:
+    """Tell whether the bound database is SQLite."""
+    bind = (
+        session_or_engine.get_bind()
+        if isinstance(session_or_engine, Session)
+        else session_or_engine
+    )
+    return bind.dialect.name == "sqlite"
+
+
+def ping(session: Session) -> bool:
+    """Tell whether the database answers."""
+    try:
+        session.execute(text("SELECT 1"))
+        return True
+    except OperationalError:
+        return False

@@ -1,0 +1,43 @@
+"""Jinja filters: the one place pages format money, dates and masked personal data."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+from flask import Flask
+
+from terminal.money import format_vnd
+from terminal.text import mask_id, mask_phone
+
+# Vietnam keeps UTC+7 all year; a fixed offset needs no time-zone database.
+VIETNAM = timezone(timedelta(hours=7), "ICT")
+
+
+def to_local(value: datetime) -> datetime:
+    """Return a timestamp in Vietnam time."""
+    return value.astimezone(VIETNAM)
+
+
+def format_date(value: date | datetime | None) -> str:
+    """Format a date as dd/mm/yyyy (a timestamp in Vietnam time)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = to_local(value)
+    return value.strftime("%d/%m/%Y")
+
+
+def format_datetime(value: datetime | None) -> str:
+    """Format a timestamp as dd/mm/yyyy HH:MM in Vietnam time."""
+    if value is None:
+        return ""
+    return to_local(value).strftime("%d/%m/%Y %H:%M")
+
+
+def init_app(app: Flask) -> None:
+    """Register the filters."""
+    app.add_template_filter(lambda v: format_vnd(v) if v is not None else "", "vnd")
+    app.add_template_filter(format_date, "date")
+    app.add_template_filter(format_datetime, "datetime")
+    app.add_template_filter(mask_id, "mask_id")
+    app.add_template_filter(mask_phone, "mask_phone")

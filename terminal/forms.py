@@ -1,0 +1,95 @@
+"""Web forms (Flask-WTF): field shapes and CSRF; business rules stay in services."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, Optional
+
+from terminal.models import PointKind, ReceiptFormat, Role
+
+ROLE_LABELS = {
+    Role.CLERK: _l("Counter clerk"),
+    Role.AGENT: _l("Agent point staff"),
+    Role.DELIVERY: _l("Home-delivery staff"),
+    Role.SUPERVISOR: _l("Supervisor"),
+    Role.AUDITOR: _l("Auditor"),
+    Role.ADMIN: _l("Administrator"),
+}
+
+KIND_LABELS = {
+    PointKind.POST_OFFICE: _l("Post office"),
+    PointKind.AGENT: _l("Payment agent point"),
+    PointKind.DELIVERY: _l("Home-delivery team"),
+}
+
+FORMAT_LABELS = {
+    ReceiptFormat.ROLL_80MM: _l("80 mm roll"),
+    ReceiptFormat.A5: _l("A5 paper"),
+}
+
+
+class LoginForm(FlaskForm):
+    """Sign in at a shared counter: no "remember me"."""
+
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=128)])
+    next = HiddenField()
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only the CSRF token."""
+
+
+class LanguageForm(FlaskForm):
+    """Switch the page language."""
+
+    lang = HiddenField(validators=[DataRequired()])
+    next = HiddenField()
+
+
+class UserForm(FlaskForm):
+    """Create or edit a user."""
+
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=32)])
+    full_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=200)])
+    role = SelectField(
+        _l("Role"), choices=[SelectChoice(r.value, label) for r, label in ROLE_LABELS.items()]
+    )
+    point = SelectField(_l("Payout point"), choices=[], validate_choice=False)
+    password = PasswordField(
+        _l("Password"),
+        validators=[Optional(), Length(max=128)],
+        description=_l("At least 10 characters."),
+    )
+    active = BooleanField(_l("Account active"), default=True)
+
+
+class PointForm(FlaskForm):
+    """Create or edit a payout point."""
+
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=12)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    kind = SelectField(
+        _l("Kind"), choices=[SelectChoice(k.value, label) for k, label in KIND_LABELS.items()]
+    )
+    district = StringField(_l("District"), validators=[DataRequired(), Length(max=120)])
+    communes = TextAreaField(
+        _l("Communes served"),
+        validators=[DataRequired(), Length(max=5000)],
+        description=_l("One per line, or separated by semicolons."),
+    )
+    receipt_format = SelectField(
+        _l("Receipt paper"),
+        choices=[SelectChoice(f.value, label) for f, label in FORMAT_LABELS.items()],
+    )
+    active = BooleanField(_l("Point active"), default=True)

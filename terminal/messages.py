@@ -1,0 +1,48 @@
+"""What each refusal code means to a person, in the page's language.
+
+Services raise errors with a machine code and an English message for logs and
+scripts; this catalogue gives people the translated sentence. A code missing
+here falls back to the service's own message.
+"""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from terminal.services.errors import ServiceError
+
+MESSAGES = {
+    "invalid_credentials": _l("Wrong username or password."),
+    "too_many_attempts": _l("Too many failed attempts. This account is locked for 15 minutes."),
+    "unauthorized": _l("Sign in first: a valid token is required."),
+    "forbidden": _l("Your role may not do this."),
+    "not_found": _l("Not found."),
+    "invalid_request": _l("The request could not be understood."),
+    "username_invalid": _l(
+        "The username must be 3 to 32 characters: letters, digits, dot, dash or underscore."
+    ),
+    "username_taken": _l("This username is already taken."),
+    "password_invalid": _l("The password must be 10 to 128 characters long."),
+    "role_invalid": _l("Choose a valid role."),
+    "point_required": _l("Staff at a counter, agent point or delivery team need a payout point."),
+    "point_not_allowed": _l("Auditors and administrators do not belong to a payout point."),
+    "point_not_found": _l("There is no payout point with this code."),
+    "point_code_invalid": _l("The point code must be 2 to 12 letters or digits, e.g. HTBD."),
+    "point_code_taken": _l("A payout point with this code already exists."),
+    "point_name_invalid": _l("Give the payout point a name."),
+    "point_kind_invalid": _l("Choose post office, agent point or delivery team."),
+    "receipt_format_invalid": _l("Choose the 80 mm roll or A5 paper."),
+    "communes_required": _l("A payout point serves at least one commune."),
+    "communes_invalid": _l("Too many communes."),
+    "district_invalid": _l("Give the district's name."),
+    "commune_invalid": _l("A commune name is empty or too long."),
+    "full_name_invalid": _l(
+        "The full name may contain only letters, spaces, dots, dashes and apostrophes."
+    ),
+}
+
+
+def message_for(error: ServiceError) -> str:
+    """Return the translated message for a service error."""
+    message = MESSAGES.get(error.code)
+    return str(message) if message is not None else error.message

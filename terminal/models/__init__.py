@@ -1,0 +1,82 @@
+"""All models, importable from one place."""
+
+from terminal.models.audit import AuditEvent, AuditHead
+from terminal.models.auth import ApiToken, LoginAttempt, LoginSession, User
+from terminal.models.base import Base, utcnow
+from terminal.models.enums import (
+    AreaLevel,
+    BeneficiaryStatus,
+    Category,
+    Channel,
+    CollectorType,
+    EntitlementStatus,
+    FailureReason,
+    FailureStatus,
+    Gender,
+    IdempotencyState,
+    PaymentMethod,
+    PayoutStatus,
+    PeriodStatus,
+    PointKind,
+    Provider,
+    ReceiptFormat,
+    Role,
+    VerificationMethod,
+)
+from terminal.models.followup import Failure
+from terminal.models.payments import (
+    CashFloat,
+    IdempotencyRecord,
+    Payout,
+    PayoutLine,
+    Receipt,
+    ReceiptCounter,
+    Verification,
+)
+from terminal.models.places import Area, PayoutPoint, point_communes
+from terminal.models.roster import Beneficiary, Entitlement, Period, Proxy, RosterImport
+
+__all__ = [
+    "ApiToken",
+    "Area",
+    "AreaLevel",
+    "AuditEvent",
+    "AuditHead",
+    "Base",
+    "Beneficiary",
+    "BeneficiaryStatus",
+    "CashFloat",
+    "Category",
+    "Channel",
+    "CollectorType",
+    "Entitlement",
+    "EntitlementStatus",
+    "Failure",
+    "FailureReason",
+    "FailureStatus",
+    "Gender",
+    "IdempotencyRecord",
+    "IdempotencyState",
+    "LoginAttempt",
+    "LoginSession",
+    "PaymentMethod",
+    "Payout",
+    "PayoutLine",
+    "PayoutPoint",
+    "PayoutStatus",
+    "Period",
+    "PeriodStatus",
+    "PointKind",
+    "Provider",
+    "Proxy",
+    "Receipt",
+    "ReceiptCounter",
+    "ReceiptFormat",
+    "Role",
+    "RosterImport",
+    "User",
+    "Verification",
+    "VerificationMethod",
+    "point_communes",
+    "utcnow",
+]

@@ -1,0 +1,48 @@
+"""Failed attempts, each a follow-up case tracked until it is paid or closed."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from terminal.models.auth import User
+from terminal.models.base import Base, created_at, enum_column, intpk
+from terminal.models.enums import Channel, FailureReason, FailureStatus
+from terminal.models.roster import Beneficiary
+
+
+class Failure(Base):
+    """A failed attempt with its reason, and the follow-up case that tracks it."""
+
+    __tablename__ = "failures"
+    __table_args__ = (
+        Index("ix_failures_status_created", "status", "created_at"),
+        Index("ix_failures_entitlement_status", "entitlement_id", "status"),
+    )
+
+    id: Mapped[intpk]
+    beneficiary_id: Mapped[int | None] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    entitlement_id: Mapped[int | None] = mapped_column(ForeignKey("entitlements.id"))
+    reason: Mapped[FailureReason] = enum_column(FailureReason, nullable=False)
+    detail: Mapped[str] = mapped_column(String(1000), default="")
+    channel: Mapped[Channel | None] = enum_column(Channel)
+    provider_ref: Mapped[str | None] = mapped_column(String(64))
+    point_id: Mapped[int | None] = mapped_column(ForeignKey("payout_points.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[created_at]
+    # Follow-up: failed agent transactions are settled or reversed within T+5.
+    status: Mapped[FailureStatus] = enum_column(
+        FailureStatus, nullable=False, default=FailureStatus.OPEN
+    )
+    due_by: Mapped[date]
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    resolved_payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"))
+
+    beneficiary: Mapped[Beneficiary | None] = relationship(lazy="joined")
+    user: Mapped[User | None] = relationship(foreign_keys=[user_id], lazy="joined")
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")

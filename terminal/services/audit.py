@@ -1,0 +1,153 @@
+"""The audit trail: one verb to record an event, one to verify the whole chain.
+
+Each event's hash covers its content and the previous event's hash, so editing,
+deleting, inserting or reordering any past event breaks the chain from there on.
+The head row (last sequence number and hash) is locked by every writer, which
+serialises appends on PostgreSQL; on SQLite the writer already holds the
+database's write lock (BEGIN IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from terminal.db import WRITE_OPTION
+from terminal.models import AuditEvent, AuditHead, utcnow
+from terminal.schema import GENESIS_HASH
+
+
+def canonical_json(data: Mapping[str, Any]) -> str:
+    """Serialise data the one way that is hashed: sorted keys, no spaces, UTF-8 text."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _timestamp(at: datetime) -> str:
+    """Format an event time the way it is hashed (UTC, microseconds)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(
+    *,
+    prev_hash: str,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    data: str,
+) -> str:
+    """Return the SHA-256 chaining hash of one event."""
+    body = canonical_json(
+        {
+            "seq": seq,
+            "at": _timestamp(at),
+            "actor": actor,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "data": data,
+        }
+    )
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+def record_event(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: object,
+    data: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Append an event to the chain inside the caller's write transaction."""
+    bind = session.connection()
+    if bind.dialect.name == "sqlite" and not bind.get_execution_options().get(WRITE_OPTION):
+        # A deferred SQLite transaction could fork the chain; writers must begin_write().
+        raise RuntimeError("record_event needs a write transaction (begin_write)")
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one()
+    seq = head.last_seq + 1
+    # Microsecond precision is what both databases keep, so the hash reproduces.
+    at = utcnow()
+    payload = canonical_json(dict(data or {}))
+    event = AuditEvent(
+        seq=seq,
+        at=at,
+        actor=actor[:64],
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id)[:64],
+        data=payload,
+        prev_hash=head.last_hash,
+    )
+    event.hash = event_hash(
+        prev_hash=head.last_hash,
+        seq=seq,
+        at=at,
+        actor=event.actor,
+        action=action,
+        object_type=object_type,
+        object_id=event.object_id,
+        data=payload,
+    )
+    session.add(event)
+    head.last_seq = seq
+    head.last_hash = event.hash
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The result of verifying the chain."""
+
+    ok: bool
+    events: int
+    first_bad_seq: int | None
+
+
+def verify_chain(session: Session, *, batch: int = 5000) -> ChainReport:
+    """Recompute every hash in order and report the first event that does not match."""
+    expected_prev = GENESIS_HASH
+    expected_seq = 1
+    count = 0
+    rows = session.execute(
+        select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=batch)
+    ).scalars()
+    for event in rows:
+        count += 1
+        recomputed = event_hash(
+            prev_hash=event.prev_hash,
+            seq=event.seq,
+            at=event.at,
+            actor=event.actor,
+            action=event.action,
+            object_type=event.object_type,
+            object_id=event.object_id,
+            data=event.data,
+        )
+        if (
+            event.seq != expected_seq
+            or event.prev_hash != expected_prev
+            or event.hash != recomputed
+        ):
+            return ChainReport(ok=False, events=count, first_bad_seq=min(event.seq, expected_seq))
+        expected_prev = event.hash
+        expected_seq += 1
+    head = session.get(AuditHead, 1)
+    last_seq = expected_seq - 1
+    if head is None or head.last_seq != last_seq or head.last_hash != expected_prev:
+        # Events cut from the end: the head still remembers how long the chain was.
+        return ChainReport(ok=False, events=count, first_bad_seq=last_seq + 1)
+    return ChainReport(ok=True, events=count, first_bad_seq=None)

@@ -1,0 +1,390 @@
+"""Users, sign-in with lockout, revocable login sessions and API tokens."""
+
+from __future__ import annotations
+
+import logging
+import re
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from terminal.db import new_session, write_transaction
+from terminal.models import ApiToken, LoginAttempt, LoginSession, PayoutPoint, Role, User, utcnow
+from terminal.security import digest, hash_password, new_secret, verify_password
+from terminal.services.audit import record_event
+from terminal.services.errors import InvalidInput, NotFound, Throttled, Unauthorized
+from terminal.text import clean_name
+
+log = logging.getLogger("terminal.security")
+
+LOCKOUT_FAILURES = 5
+LOCKOUT_WINDOW = timedelta(minutes=15)
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,31}$")
+PASSWORD_MIN, PASSWORD_MAX = 10, 128
+# Counter, agent, delivery and supervisor staff act for one payout point.
+POINT_ROLES = frozenset({Role.CLERK, Role.AGENT, Role.DELIVERY, Role.SUPERVISOR})
+
+
+def normalize_username(username: str) -> str:
+    """Return the stored form of a username: trimmed and lower-case."""
+    return (username or "").strip().lower()
+
+
+def check_password_rules(password: str) -> None:
+    """Refuse a password that is too short or too long (NIST 800-63B: length, no tricks)."""
+    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise InvalidInput(
+            f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters",
+            code="password_invalid",
+        )
+
+
+def _role(value: str | Role) -> Role:
+    """Return the Role for a value or refuse it."""
+    try:
+        return Role(value)
+    except ValueError:
+        names = ", ".join(r.value for r in Role)
+        raise InvalidInput(f"role must be one of {names}", code="role_invalid") from None
+
+
+def _point_for(session: Session, role: Role, point_code: str | None) -> PayoutPoint | None:
+    """Return the payout point a user of this role belongs to, checking the rule."""
+    code = (point_code or "").strip().upper()
+    if role in POINT_ROLES:
+        if not code:
+            raise InvalidInput(f"a {role.value} needs a payout point", code="point_required")
+        point = session.scalar(select(PayoutPoint).where(PayoutPoint.code == code))
+        if point is None:
+            raise NotFound(f"no payout point {code}", code="point_not_found")
+        return point
+    if code:
+        raise InvalidInput(
+            f"a {role.value} does not belong to a payout point", code="point_not_allowed"
+        )
+    return None
+
+
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    role: str | Role,
+    password: str,
+    full_name: str | None = None,
+    point_code: str | None = None,
+    actor: str = "system",
+) -> User:
+    """Create a user and commit it with its audit event."""
+    name = normalize_username(username)
+    if not USERNAME_RE.match(name):
+        raise InvalidInput(
+            "username must be 3-32 characters: letters, digits, dot, dash, underscore",
+            code="username_invalid",
+        )
+    role_ = _role(role)
+    check_password_rules(password)
+    try:
+        display = clean_name(full_name) if full_name else name
+    except ValueError as exc:
+        raise InvalidInput(str(exc), code="full_name_invalid") from None
+    with write_transaction(session):
+        if session.scalar(select(User.id).where(User.username == name)) is not None:
+            raise InvalidInput(f"user {name} already exists", code="username_taken")
+        point = _point_for(session, role_, point_code)
+        user = User(
+            username=name,
+            full_name=display,
+            role=role_,
+            payout_point=point,
+            password_hash=hash_password(password),
+            active=True,
+        )
+        session.add(user)
+        session.flush()
+        record_event(
+            session,
+            actor=actor,
+            action="user.created",
+            object_type="user",
+            object_id=user.id,
+            data={"username": name, "role": role_.value, "point": point.code if point else None},
+        )
+    return user
+
+
+def update_user(
+    session: Session,
+    user_id: int,
+    *,
+    actor: str,
+    full_name: str | None = None,
+    role: str | Role | None = None,
+    point_code: str | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+) -> User:
+    """Change a user's details; disabling or a new password ends their logins at once."""
+    if password is not None:
+        check_password_rules(password)
+    with write_transaction(session):
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound("no such user")
+        changes: dict[str, object] = {}
+        if full_name is not None:
+            try:
+                cleaned = clean_name(full_name)
+            except ValueError as exc:
+                raise InvalidInput(str(exc), code="full_name_invalid") from None
+            if cleaned != user.full_name:
+                user.full_name = cleaned
+                changes["full_name"] = True
+        new_role = _role(role) if role is not None else user.role
+        if point_code is None and new_role in POINT_ROLES and user.payout_point is not None:
+            point_code = user.payout_point.code
+        point = _point_for(session, new_role, point_code)
+        if new_role != user.role:
+            changes["role"] = [user.role.value, new_role.value]
+            user.role = new_role
+        if (point.id if point else None) != user.payout_point_id:
+            changes["point"] = point.code if point else None
+            user.payout_point = point
+        if active is not None and active != user.active:
+            user.active = active
+            changes["active"] = active
+        if password is not None:
+            user.password_hash = hash_password(password)
+            changes["password"] = "reset"  # noqa: S105 (a label, not a password)
+        if not changes:
+            return user
+        user.updated_at = utcnow()
+        if "active" in changes or "password" in changes:
+            _end_all(session, user.id, reason="account_changed")
+        record_event(
+            session,
+            actor=actor,
+            action="user.updated",
+            object_type="user",
+            object_id=user.id,
+            data=changes,
+        )
+    return user
+
+
+def _end_all(session: Session, user_id: int, *, reason: str) -> None:
+    """End every login session and revoke every API token of a user."""
+    now = utcnow()
+    session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user_id, LoginSession.ended_at.is_(None))
+        .values(ended_at=now, end_reason=reason)
+    )
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def _recent_failures(session: Session, username: str, now: datetime) -> list[datetime]:
+    """Return the times of wrong-password attempts within the lockout window."""
+    return list(
+        session.scalars(
+            select(LoginAttempt.at)
+            .where(
+                LoginAttempt.username == username,
+                LoginAttempt.outcome == "bad",
+                LoginAttempt.at > now - LOCKOUT_WINDOW,
+            )
+            .order_by(LoginAttempt.at)
+        )
+    )
+
+
+def authenticate(
+    session: Session, *, username: str, password: str, channel: str, ip: str | None
+) -> User:
+    """Check a username and password, counting failures per account in the database.
+
+    After LOCKOUT_FAILURES wrong attempts within LOCKOUT_WINDOW the account answers
+    Throttled even to the right password. An unknown user and a wrong password give
+    the same answer and cost the same time.
+    """
+    name = normalize_username(username)[:64]
+    now = utcnow()
+    with write_transaction(session):
+        failures = _recent_failures(session, name, now)
+        if len(failures) >= LOCKOUT_FAILURES:
+            retry_after = (
+                int((failures[-LOCKOUT_FAILURES] + LOCKOUT_WINDOW - now).total_seconds()) + 1
+            )
+            session.add(
+                LoginAttempt(username=name, at=now, outcome="locked", channel=channel, ip=ip)
+            )
+            log.warning(
+                "login refused, account locked: user=%s channel=%s ip=%s", name, channel, ip
+            )
+            locked = Throttled("too many failed attempts", retry_after=max(retry_after, 1))
+        else:
+            locked = None
+            user = session.scalar(select(User).where(User.username == name))
+            ok = verify_password(user.password_hash if user else None, password or "")
+            ok = ok and user is not None and user.active
+            session.add(
+                LoginAttempt(
+                    username=name, at=now, outcome="ok" if ok else "bad", channel=channel, ip=ip
+                )
+            )
+            if ok:
+                assert user is not None
+                user.last_login_at = now
+                log.info("login ok: user=%s channel=%s ip=%s", name, channel, ip)
+            else:
+                log.warning("login failed: user=%s channel=%s ip=%s", name, channel, ip)
+    if locked is not None:
+        raise locked
+    if not ok:
+        raise Unauthorized("wrong username or password", code="invalid_credentials")
+    assert user is not None
+    return user
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new API token, shown to the client once."""
+
+    token: str
+    expires_at: datetime
+    user: User
+
+
+def start_login_session(session: Session, user: User, *, ip: str | None) -> str:
+    """Record a new browser login and return the secret session id for the cookie."""
+    sid = new_secret()
+    now = utcnow()
+    with write_transaction(session):
+        session.add(LoginSession(sid_hash=digest(sid), user_id=user.id, last_seen_at=now, ip=ip))
+        record_event(
+            session,
+            actor=user.username,
+            action="auth.login",
+            object_type="user",
+            object_id=user.id,
+            data={"channel": "page"},
+        )
+    return sid
+
+
+def end_login_session(session: Session, sid: str | None, *, reason: str = "logout") -> None:
+    """End a browser login so its cookie is worthless from now on."""
+    if not sid:
+        return
+    with write_transaction(session):
+        row = session.scalar(select(LoginSession).where(LoginSession.sid_hash == digest(sid)))
+        if row is None or row.ended_at is not None:
+            return
+        row.ended_at = utcnow()
+        row.end_reason = reason
+        user = session.get(User, row.user_id)
+        record_event(
+            session,
+            actor=user.username if user else "system",
+            action=f"auth.{reason}",
+            object_type="user",
+            object_id=row.user_id,
+            data={},
+        )
+
+
+def load_session_user(
+    session: Session, sid: str | None, *, idle: timedelta, max_age: timedelta
+) -> tuple[User | None, str | None]:
+    """Return the user of a live login session, or None and why it is not live.
+
+    The idle clock is refreshed at most once a minute, in its own short write, so
+    reading pages does not queue on the database's write lock.
+    """
+    if not sid:
+        return None, None
+    row = session.scalar(select(LoginSession).where(LoginSession.sid_hash == digest(sid)))
+    if row is None or row.ended_at is not None:
+        return None, "ended"
+    now = utcnow()
+    expired = None
+    if now - row.last_seen_at > idle:
+        expired = "idle_timeout"
+    elif now - row.created_at > max_age:
+        expired = "session_expired"
+    user = session.get(User, row.user_id)
+    if expired is None and (user is None or not user.active):
+        expired = "account_disabled"
+    if expired is not None:
+        with closing(new_session()) as other:
+            end_login_session(other, sid, reason=expired)
+        return None, expired
+    if now - row.last_seen_at > timedelta(seconds=60):
+        with closing(new_session()) as touch, write_transaction(touch):
+            touch.execute(
+                update(LoginSession).where(LoginSession.id == row.id).values(last_seen_at=now)
+            )
+    return user, None
+
+
+def issue_token(
+    session: Session, *, username: str, password: str, ip: str | None, hours: int
+) -> IssuedToken:
+    """Sign in through the API and return a new bearer token."""
+    user = authenticate(session, username=username, password=password, channel="api", ip=ip)
+    token = new_secret()
+    expires = utcnow() + timedelta(hours=hours)
+    with write_transaction(session):
+        row = ApiToken(token_hash=digest(token), user_id=user.id, expires_at=expires)
+        session.add(row)
+        session.flush()
+        record_event(
+            session,
+            actor=user.username,
+            action="auth.token_issued",
+            object_type="api_token",
+            object_id=row.id,
+            data={"expires_at": expires.isoformat()},
+        )
+    return IssuedToken(token=token, expires_at=expires, user=user)
+
+
+def user_for_token(session: Session, token: str) -> tuple[User, ApiToken] | None:
+    """Return the user and token row of a live bearer token, or None."""
+    if not token or len(token) > 200:
+        return None
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
+    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+        return None
+    if not row.user.active:
+        return None
+    return row.user, row
+
+
+def revoke_token(session: Session, token_id: int, *, actor: str) -> None:
+    """Revoke an API token."""
+    with write_transaction(session):
+        row = session.get(ApiToken, token_id)
+        if row is None or row.revoked_at is not None:
+            return
+        row.revoked_at = utcnow()
+        record_event(
+            session,
+            actor=actor,
+            action="auth.token_revoked",
+            object_type="api_token",
+            object_id=row.id,
+            data={},
+        )
+
+
+def count_users(session: Session) -> int:
+    """Return how many users exist."""
+    return session.scalar(select(func.count(User.id))) or 0

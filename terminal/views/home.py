@@ -1,0 +1,61 @@
+"""The home page: for each role, only the tasks that role can do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, g, render_template, url_for
+from flask_babel import lazy_gettext as _l
+
+from terminal.authz import allow, may
+
+bp = Blueprint("home", __name__)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A task shown on the home page to the roles that hold its permission."""
+
+    permission: str
+    endpoint: str
+    title: Any
+    description: Any
+    testid: str
+
+
+# Each domain adds its tasks here as it is built, so the home page never shows
+# something that does not exist.
+TILES: list[Tile] = [
+    Tile(
+        "admin",
+        "admin.users",
+        _l("Users"),
+        _l("Create accounts, set roles, disable access."),
+        "tile-users",
+    ),
+    Tile(
+        "admin",
+        "admin.points",
+        _l("Payout points"),
+        _l("Post offices, agent points and delivery teams, and the communes they serve."),
+        "tile-points",
+    ),
+]
+
+
+@bp.route("/")
+@allow("signed_in")
+def index() -> Any:
+    """Show the signed-in user's tasks."""
+    tiles = [
+        {
+            "url": url_for(t.endpoint),
+            "title": t.title,
+            "description": t.description,
+            "testid": t.testid,
+        }
+        for t in TILES
+        if may(g.user, t.permission)
+    ]
+    return render_template("home/index.html", tiles=tiles)

@@ -1,0 +1,300 @@
+"""The payout-terminal console script, run as a real process (API.md, Command line)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from terminal.db import make_engine
+from terminal.models import PayoutPoint, User
+from terminal.schema import head_revision
+from tests.conftest import PG_URL, SECRET
+
+SCRIPT = Path(sys.executable).parent / "payout-terminal"
+
+
+@pytest.fixture
+def run(db_url, tmp_path):
+    """Return a function running the console script against the test database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINAL_")}
+    env.update(
+        TERMINAL_DATABASE_URL=db_url,
+        TERMINAL_SECRET_KEY=SECRET,
+        TERMINAL_RECEIPTS_DIR=str(tmp_path / "receipts"),
+    )
+
+    def invoke(*args: str, stdin: str = "", extra_env: dict[str, str] | None = None):
+        return subprocess.run(
+            [str(SCRIPT), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**env, **(extra_env or {})},
+            timeout=120,
+        )
+
+    return invoke
+
+
+def one_line_error(result) -> str:
+    """Assert a command failed with a one-line reason and no traceback; return it."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_init_db_is_safe_twice(run):
+    first = run("init-db")
+    assert first.returncode == 0, first.stderr
+    second = run("init-db")
+    assert second.returncode == 0, second.stderr
+    assert head_revision() in second.stdout
+
+
+def test_init_db_on_a_new_sqlite_file(tmp_path, run):
+    url = f"sqlite:///{tmp_path / 'new' / 'fresh.db'}"
+    (tmp_path / "new").mkdir()
+    result = run("init-db", extra_env={"TERMINAL_DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert "migrated from empty" in result.stdout
+
+
+def test_create_point_then_update(run, db_url):
+    created = run(
+        "create-point",
+        "htbd",
+        "--name",
+        "Bưu điện Hương Thủy",
+        "--kind",
+        "post_office",
+        "--district",
+        "Hương Thủy",
+        "--communes",
+        "Thủy Dương;Thủy Vân; Phú Bài ;",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "HTBD created: 3 communes" in created.stdout
+    updated = run(
+        "create-point",
+        "HTBD",
+        "--name",
+        "Bưu điện TX Hương Thủy",
+        "--kind",
+        "post_office",
+        "--district",
+        "Hương Thủy",
+        "--communes",
+        "Thủy Dương",
+    )
+    assert updated.returncode == 0, updated.stderr
+    assert "updated: 1 communes" in updated.stdout
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        names = conn.execute(select(PayoutPoint.name)).scalars().all()
+    engine.dispose()
+    assert names == ["Bưu điện TX Hương Thủy"]
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (
+            [
+                "create-point",
+                "H",
+                "--name",
+                "x",
+                "--kind",
+                "post_office",
+                "--district",
+                "d",
+                "--communes",
+                "a",
+            ],
+            "code",
+        ),
+        (
+            [
+                "create-point",
+                "HTBD",
+                "--name",
+                "x",
+                "--kind",
+                "bank",
+                "--district",
+                "d",
+                "--communes",
+                "a",
+            ],
+            "kind",
+        ),
+        (
+            [
+                "create-point",
+                "HTBD",
+                "--name",
+                "x",
+                "--kind",
+                "agent",
+                "--district",
+                "d",
+                "--communes",
+                ";;",
+            ],
+            "commune",
+        ),
+        (["create-user", "bob", "--role", "clerk", "--password-stdin"], "point"),
+        (["create-user", "bob", "--role", "wizard", "--password-stdin"], "role"),
+        (["create-user", "b", "--role", "admin", "--password-stdin"], "username"),
+        (["create-user", "bob", "--role", "clerk", "--point", "NOPE", "--password-stdin"], "NOPE"),
+        (["create-user", "bob", "--role", "admin", "--point", "NOPE", "--password-stdin"], "point"),
+        (["no-such-command"], "No such command"),
+    ],
+)
+def test_bad_arguments_give_one_line(run, args, fragment):
+    line = one_line_error(run(*args, stdin="long-enough-password\n"))
+    assert fragment.lower() in line.lower()
+
+
+def test_create_user_reads_password_from_stdin(run, db_url):
+    run(
+        "create-point",
+        "HTBD",
+        "--name",
+        "Bưu điện",
+        "--kind",
+        "post_office",
+        "--district",
+        "Hương Thủy",
+        "--communes",
+        "Thủy Dương",
+    )
+    result = run(
+        "create-user",
+        "Mai.Nguyen",
+        "--role",
+        "clerk",
+        "--point",
+        "htbd",
+        "--password-stdin",
+        stdin="a-long-password-1\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "a-long-password-1" not in result.stdout + result.stderr
+    short = run("create-user", "other", "--role", "auditor", "--password-stdin", stdin="short\n")
+    assert "10" in one_line_error(short)
+    again = run(
+        "create-user",
+        "mai.nguyen",
+        "--role",
+        "auditor",
+        "--password-stdin",
+        stdin="another-password\n",
+    )
+    assert "exists" in one_line_error(again)
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        row = conn.execute(select(User.username, User.password_hash)).one()
+    engine.dispose()
+    assert row.username == "mai.nguyen"
+    assert row.password_hash.startswith("$argon2id$")
+
+
+@pytest.mark.parametrize(
+    "name, value, fragment",
+    [
+        ("TERMINAL_DATABASE_URL", "mysql://x/y", "DATABASE_URL"),
+        ("TERMINAL_DATABASE_URL", "not a url", "DATABASE_URL"),
+        ("TERMINAL_DATABASE_URL", "sqlite://", "DATABASE_URL"),
+        ("TERMINAL_SECRET_KEY", "short", "SECRET_KEY"),
+        ("TERMINAL_PUBLIC_URL", "ftp://example.org", "PUBLIC_URL"),
+        ("TERMINAL_PUBLIC_URL", "example.org", "PUBLIC_URL"),
+        ("TERMINAL_SQLITE_SYNCHRONOUS", "NORMAL", "FULL"),
+        ("TERMINAL_SQLITE_SYNCHRONOUS", "OFF", "FULL"),
+        ("TERMINAL_API_TOKEN_HOURS", "0", "API_TOKEN_HOURS"),
+        ("TERMINAL_API_TOKEN_HOURS", "lots", "API_TOKEN_HOURS"),
+        ("TERMINAL_DEFAULT_LOCALE", "fr", "DEFAULT_LOCALE"),
+        ("TERMINAL_RECEIPTS_DIR", "/etc/hostname", "RECEIPTS_DIR"),
+    ],
+)
+def test_bad_settings_give_one_line(run, name, value, fragment):
+    line = one_line_error(run("init-db", extra_env={name: value}))
+    assert fragment in line
+
+
+def test_unreachable_database_gives_one_line(run):
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+    line = one_line_error(run("init-db", extra_env={"TERMINAL_DATABASE_URL": url}))
+    assert "cannot open the database" in line
+
+
+def test_seed_demo_prints_logins_and_refuses_a_full_database(run):
+    seeded = run("seed-demo")
+    assert seeded.returncode == 0, seeded.stderr
+    for username in ("clerk", "agent", "delivery", "supervisor", "auditor", "admin"):
+        assert f"  {username} " in seeded.stdout
+    again = run("seed-demo")
+    assert "not empty" in one_line_error(again)
+    quiet = run("seed-demo", "--if-empty")
+    assert quiet.returncode == 0
+    assert "clerk-demo-2021" in quiet.stdout
+
+
+def test_audit_verify(run, db_url):
+    run(
+        "create-point",
+        "HTBD",
+        "--name",
+        "Bưu điện",
+        "--kind",
+        "post_office",
+        "--district",
+        "Hương Thủy",
+        "--communes",
+        "Thủy Dương",
+    )
+    ok = run("audit-verify")
+    assert ok.returncode == 0, ok.stderr
+    assert "intact: 1 events" in ok.stdout
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_events SET actor = 'someone-else' WHERE seq = 1")
+    engine.dispose()
+    broken = run("audit-verify")
+    assert broken.returncode == 1
+    assert "sequence 1" in broken.stderr
+
+
+@pytest.mark.skipif(
+    bool(PG_URL), reason="the secret key file is only made for the default SQLite setup"
+)
+def test_secret_key_generated_once_with_mode_0600(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINAL_")}
+    code = (
+        "import sys; from terminal import create_app; "
+        "app = create_app(); print(app.config['SECRET_KEY'])"
+    )
+    instance = tmp_path / "instance"
+    # Flask derives the instance folder from the package; point it elsewhere via a config file.
+    script = (
+        f"import flask; flask.Flask.auto_find_instance_path = lambda self: {str(instance)!r}; "
+        + code
+    )
+    first = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    second = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout and len(first.stdout.strip()) >= 32
+    key_file = instance / "secret_key"
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert (instance / "terminal.db").exists()

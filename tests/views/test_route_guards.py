@@ -1,0 +1,143 @@
+"""Every route in the URL map is guarded: walked as anonymous and as every role.
+
+A new route fails this test until it is placed in EXPECTED below, so no route can
+be added without deciding who may reach it (RELIABILITY S14, S17).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from terminal.authz import POLICY, permission_of
+from tests.conftest import api_token, bearer, csrf_from
+from tests.factories import ROLES
+
+PUBLIC = "public"
+ALL = set(ROLES)
+
+# endpoint (or blueprint prefix ending in ".") -> roles that may reach it
+EXPECTED: dict[str, set[str] | str] = {
+    "static": PUBLIC,
+    "auth.login": PUBLIC,
+    "auth.set_language": PUBLIC,
+    "auth.logout": ALL,
+    "home.index": ALL,
+    "admin.": {"admin"},
+    "api.create_token": PUBLIC,
+    "api.openapi": PUBLIC,
+    "api.delete_token": ALL,
+}
+
+
+def expected_for(endpoint: str) -> set[str] | str:
+    """Return who may reach an endpoint according to the table above."""
+    if endpoint in EXPECTED:
+        return EXPECTED[endpoint]
+    for key, value in EXPECTED.items():
+        if key.endswith(".") and endpoint.startswith(key):
+            return value
+    raise AssertionError(f"route {endpoint} is not in the guard table: decide who may reach it")
+
+
+def routes(app):
+    """Yield (endpoint, method, url) for every route, with placeholder arguments."""
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        url = re.sub(r"<int:[^>]+>", "999999", rule.rule)
+        url = re.sub(r"<[^>]+>", "ZZZZ", url)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule.endpoint, method, url
+
+
+def test_every_route_has_a_mark_and_a_table_entry(app):
+    for endpoint, _method, _url in routes(app):
+        assert permission_of(app, endpoint) is not None, f"{endpoint} has no @allow/@public"
+        expected = expected_for(endpoint)
+        mark = permission_of(app, endpoint)
+        if expected == PUBLIC:
+            assert mark == PUBLIC, endpoint
+        else:
+            granted = {role.value for role in POLICY[mark]} if mark != PUBLIC else ALL
+            assert granted == expected, (
+                f"{endpoint}: marked {mark} grants {granted}, expected {expected}"
+            )
+
+
+def test_anonymous_reaches_only_public_routes(app, world):
+    client = app.test_client()
+    for endpoint, method, url in routes(app):
+        if expected_for(endpoint) == PUBLIC:
+            continue
+        kwargs = {}
+        if method != "GET" and not url.startswith("/api/"):
+            kwargs["data"] = {"csrf_token": csrf_from(client.get("/login").get_data(as_text=True))}
+        response = client.open(url, method=method, **kwargs)
+        if url.startswith("/api/"):
+            assert response.status_code == 401, (endpoint, method, response.status_code)
+            assert response.get_json()["error"] == "unauthorized"
+        else:
+            assert response.status_code == 302, (endpoint, method, response.status_code)
+            assert response.headers["Location"].startswith("/login"), endpoint
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_reaches_exactly_its_routes(app, world, role):
+    from tests.conftest import login
+
+    client = app.test_client()
+    login(client, world.users[role].username)
+    token = api_token(app.test_client(), world.users[role].username)
+    for endpoint, method, url in routes(app):
+        expected = expected_for(endpoint)
+        if expected == PUBLIC or endpoint == "auth.logout" or endpoint == "api.delete_token":
+            continue
+        if url.startswith("/api/"):
+            response = client.open(url, method=method, headers=bearer(token), json={})
+        else:
+            kwargs = {}
+            if method != "GET":
+                kwargs["data"] = {"csrf_token": csrf_from(client.get("/").get_data(as_text=True))}
+            response = client.open(url, method=method, **kwargs)
+        allowed = role in expected
+        if allowed:
+            assert response.status_code != 403, (role, endpoint, method)
+            assert not (
+                response.status_code == 302 and response.headers["Location"].startswith("/login")
+            ), (role, endpoint, method)
+        else:
+            assert response.status_code == 403, (role, endpoint, method, response.status_code)
+
+
+def test_an_unmarked_route_is_refused(app, world):
+    from flask import Blueprint
+
+    extra = Blueprint("extra", __name__)
+
+    @extra.route("/forgotten")
+    def forgotten():
+        return "should never be served"
+
+    app.register_blueprint(extra)
+    client = app.test_client()
+    from tests.conftest import login
+
+    login(client, "admin1")
+    assert client.get("/forgotten").status_code == 403
+
+
+def test_api_never_accepts_the_session_cookie(app, world):
+    from tests.conftest import login
+
+    client = app.test_client()
+    login(client, "admin1")
+    # Signed in by cookie, but the API only believes bearer tokens (no CSRF risk).
+    assert client.delete("/api/v1/tokens/current").status_code == 401
+
+
+def test_get_on_post_only_routes_is_405(app, world):
+    client = app.test_client()
+    for url in ("/logout", "/lang"):
+        assert client.get(url).status_code == 405
