@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from contextlib import closing
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import click
@@ -161,6 +162,69 @@ def _print_logins(logins: Any) -> None:
         )
 
 
+@click.command("import-roster")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--period", required=True, help="Payment period, YYYY-MM.")
+@click.option("--dry-run", is_flag=True, help="Check and report; write nothing.")
+@service_command
+def import_roster(file: Path, period: str, dry_run: bool) -> None:
+    """Import a roster (CSV or XLSX) and create that period's entitlements."""
+    from terminal.services.roster import import_roster as run_import
+    from terminal.services.roster import parse_period
+
+    parse_period(period)
+    if not file.is_file():
+        raise click.ClickException(f"cannot read {file}: no such file")
+    with (
+        _session() as session,
+        click.progressbar(length=1000, label="Importing", file=sys.stderr, show_eta=True) as bar,
+    ):
+        done = [0]
+
+        def advance(fraction: float) -> None:
+            step = int(fraction * 1000) - done[0]
+            if step > 0:
+                bar.update(step)
+                done[0] += step
+
+        report = run_import(
+            session, file, period=period, actor="cli", dry_run=dry_run, progress=advance
+        )
+    print_report(report)
+
+
+def print_report(report: Any) -> None:
+    """Print an import report: counts, then every rejection and data error."""
+    mode = "dry run, nothing written" if report.dry_run else "committed"
+    click.echo(f"Roster {report.filename} for period {report.period} ({mode})")
+    for name, count in report.counts().items():
+        click.echo(f"  {name:<10} {count:>8,}")
+    click.echo(
+        f"Entitlements: {report.entitlements_created:,} created, "
+        f"{report.entitlements_updated:,} updated, {report.entitlements_cancelled:,} cancelled"
+    )
+    if report.new_communes:
+        click.echo("New communes: " + ", ".join(report.new_communes))
+    if report.ignored_columns:
+        click.echo("Ignored columns: " + ", ".join(report.ignored_columns))
+    if report.rejections:
+        click.echo(f"Rejected rows ({report.rejected:,}):")
+        for problem in report.rejections:
+            click.echo(f"  {problem.line()}")
+    if report.flags:
+        click.echo(f"Data errors to follow up ({len(report.flags):,}):")
+        for problem in report.flags:
+            click.echo(f"  {problem.line()}")
+    if report.changes:
+        click.echo("Changed:")
+        for code, fields in report.changes:
+            click.echo(f"  {code}: {', '.join(fields)}")
+    if report.missing_codes:
+        shown = ", ".join(report.missing_codes[:50])
+        more = f" and {report.missing - 50:,} more" if report.missing > 50 else ""
+        click.echo(f"Missing from the list: {shown}{more}")
+
+
 @click.command("audit-verify")
 @service_command
 def audit_verify() -> None:
@@ -209,7 +273,7 @@ def serve(ctx: click.Context, host: str, port: str, workers: int) -> None:
     run_gunicorn(app, host=host, port=port_number, workers=workers)
 
 
-commands = [init_db, create_point, create_user, seed_demo, audit_verify, serve]
+commands = [init_db, create_point, create_user, import_roster, seed_demo, audit_verify, serve]
 
 
 def main() -> None:
@@ -234,4 +298,10 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("Error: aborted", err=True)
         sys.exit(1)
+    except Exception as exc:  # a bug or an outage: one line, details in the log
+        import logging
+
+        logging.getLogger("terminal").debug("command failed", exc_info=True)
+        click.echo(f"Error: unexpected {type(exc).__name__}; nothing was changed", err=True)
+        sys.exit(3)
     sys.exit(result if isinstance(result, int) else 0)

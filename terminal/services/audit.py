@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from terminal.db import WRITE_OPTION
@@ -106,6 +106,64 @@ def record_event(
     head.last_hash = event.hash
     session.flush()
     return event
+
+
+@dataclass(frozen=True)
+class EventData:
+    """One event to append with record_events."""
+
+    action: str
+    object_type: str
+    object_id: object
+    data: Mapping[str, Any]
+
+
+def record_events(session: Session, *, actor: str, events: list[EventData]) -> int:
+    """Append many events at once (an import's changes), chained in the given order."""
+    if not events:
+        return 0
+    bind = session.connection()
+    if bind.dialect.name == "sqlite" and not bind.get_execution_options().get(WRITE_OPTION):
+        raise RuntimeError("record_events needs a write transaction (begin_write)")
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one()
+    seq, prev = head.last_seq, head.last_hash
+    at = utcnow()
+    rows = []
+    for item in events:
+        seq += 1
+        payload = canonical_json(dict(item.data))
+        object_id = str(item.object_id)[:64]
+        digest = event_hash(
+            prev_hash=prev,
+            seq=seq,
+            at=at,
+            actor=actor[:64],
+            action=item.action,
+            object_type=item.object_type,
+            object_id=object_id,
+            data=payload,
+        )
+        rows.append(
+            {
+                "seq": seq,
+                "at": at,
+                "actor": actor[:64],
+                "action": item.action,
+                "object_type": item.object_type,
+                "object_id": object_id,
+                "data": payload,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    session.execute(insert(AuditEvent), rows)
+    head.last_seq = seq
+    head.last_hash = prev
+    session.flush()
+    return len(rows)
 
 
 @dataclass(frozen=True)
