@@ -116,9 +116,9 @@ def app_config(name: str) -> Any:
 def register_blueprints(app: Flask) -> None:
     """Register every blueprint, one per domain."""
     from terminal import api
-    from terminal.views import admin, auth, home
+    from terminal.views import admin, auth, home, roster
 
-    for blueprint in (auth.bp, home.bp, admin.bp, api.bp):
+    for blueprint in (auth.bp, home.bp, admin.bp, roster.bp, api.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # the API authenticates by bearer token, never by cookie
 

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from flask import Flask
 
-from terminal.money import format_vnd
+from terminal.money import format_vnd, format_vnd_plain
 from terminal.text import mask_id, mask_phone
 
 # Vietnam keeps UTC+7 all year; a fixed offset needs no time-zone database.
@@ -37,7 +37,16 @@ def format_datetime(value: datetime | None) -> str:
 def init_app(app: Flask) -> None:
     """Register the filters."""
     app.add_template_filter(lambda v: format_vnd(v) if v is not None else "", "vnd")
+    app.add_template_filter(lambda n: format_vnd_plain(int(n or 0)), "number")
     app.add_template_filter(format_date, "date")
     app.add_template_filter(format_datetime, "datetime")
     app.add_template_filter(mask_id, "mask_id")
     app.add_template_filter(mask_phone, "mask_phone")
+    app.add_template_filter(lambda d: _Dotted(d) if isinstance(d, dict) else d, "dotted")
+
+
+class _Dotted(dict):  # type: ignore[type-arg]
+    """A dict whose keys read as attributes in templates (stored JSON reports)."""
+
+    def __getattr__(self, name: str) -> object:
+        return self.get(name)

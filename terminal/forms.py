@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -55,6 +56,30 @@ class LanguageForm(FlaskForm):
 
     lang = HiddenField(validators=[DataRequired()])
     next = HiddenField()
+
+
+class RosterUploadForm(FlaskForm):
+    """Upload the ministry's monthly list."""
+
+    file = FileField(
+        _l("Roster file (.csv or .xlsx)"),
+        validators=[
+            FileRequired(),
+            FileAllowed(["csv", "xlsx"], _l("Choose a .csv or .xlsx file.")),
+        ],
+    )
+    period = StringField(
+        _l("Payment period"),
+        validators=[DataRequired(), Length(max=7)],
+        description=_l("Year and month, e.g. 2021-10."),
+    )
+
+
+class RosterCommitForm(FlaskForm):
+    """Commit a previewed upload."""
+
+    token = HiddenField(validators=[DataRequired(), Length(max=64)])
+    period = HiddenField(validators=[DataRequired(), Length(max=7)])
 
 
 class UserForm(FlaskForm):

@@ -39,10 +39,30 @@ MESSAGES = {
     "full_name_invalid": _l(
         "The full name may contain only letters, spaces, dots, dashes and apostrophes."
     ),
+    "period_invalid": _l("The period must be written YYYY-MM, e.g. 2021-10."),
+    "period_closed": _l("This payment period is closed."),
+    "period_not_found": _l("There is no such payment period."),
+    "roster_file_type": _l("Choose a .csv or .xlsx file exported from the ministry's system."),
+    "roster_file_empty": _l("The file is empty."),
+    "roster_file_encoding": _l('The file is not UTF-8 text. In Excel, save it as "CSV UTF-8".'),
+    "roster_file_too_big": _l("The file has too many rows."),
+    "roster_file_columns": _l("These required columns are missing: %(detail)s."),
+    "roster_file_duplicate_column": _l("The column %(detail)s appears twice."),
+    "roster_file_unreadable": _l(
+        "This file cannot be read as a roster. Export the list again as .xlsx or CSV UTF-8."
+    ),
 }
 
 
 def message_for(error: ServiceError) -> str:
     """Return the translated message for a service error."""
     message = MESSAGES.get(error.code)
-    return str(message) if message is not None else error.message
+    if message is None:
+        return error.message
+    text = str(message)
+    if "%(" in text:
+        try:
+            return text % error.fields
+        except (KeyError, TypeError, ValueError):
+            return error.message
+    return text

@@ -42,3 +42,16 @@
     }
   });
 })();
+
+// Forms marked class="confirm" ask before they are sent (closing a period, reversing...).
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  if (form.classList && form.classList.contains("confirm") && form.dataset.confirm) {
+    if (!window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      delete form.dataset.submitted;
+      form.querySelectorAll("button[disabled]").forEach(function (b) { b.disabled = false; });
+    }
+  }
+}, false);

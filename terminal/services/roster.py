@@ -253,6 +253,7 @@ class _ImportRun:
         self.communes: dict[tuple[str, str], int | None] = {}
         self.events: list[EventData] = []
         self.unchanged_codes: set[str] = set()
+        self.loaded: list[Any] = []
         self.failures: list[dict[str, Any]] = []
 
     # -- set-up and areas --------------------------------------------------------
@@ -334,6 +335,7 @@ class _ImportRun:
             ).scalars()
         }
         self.unchanged_codes = set()
+        self.loaded.extend(existing.values())
         new_rows = [r for r in rows if r.code not in existing]
         known_rows = [r for r in rows if r.code in existing]
         ids = self._add(new_rows)
@@ -341,7 +343,12 @@ class _ImportRun:
         ids.update({r.code: existing[r.code].id for r in known_rows})
         self.seen_ids.update(ids.values())
         self._entitlements(rows, ids)
-        self.session.expunge_all()
+        # Let go of this batch's objects (memory stays bounded); the session may
+        # hold the caller's own objects (the signed-in user), which stay.
+        for obj in self.loaded:
+            if obj in self.session:
+                self.session.expunge(obj)
+        self.loaded = []
 
     def _values(self, row: RosterRow) -> dict[str, Any]:
         """Return the beneficiary columns a row sets."""
@@ -416,6 +423,7 @@ class _ImportRun:
             select(Proxy).where(Proxy.beneficiary_id.in_(ids), Proxy.revoked_at.is_(None))
         ):
             live_proxies.setdefault(proxy.beneficiary_id, []).append(proxy)
+            self.loaded.append(proxy)
         now = utcnow()
         updates = []
         for row in rows:
@@ -530,12 +538,15 @@ class _ImportRun:
             current = {
                 e.beneficiary_id: e
                 for e in self.session.scalars(
-                    select(Entitlement).where(
+                    select(Entitlement)
+                    .where(
                         Entitlement.period_id == self.period.id,
                         Entitlement.beneficiary_id.in_(list(ids.values())),
                     )
+                    .options(lazyload(Entitlement.beneficiary), lazyload(Entitlement.period))
                 )
             }
+            self.loaded.extend(current.values())
         now = utcnow()
         new = []
         for row in rows:

@@ -13,7 +13,7 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -239,11 +239,13 @@ def _open_csv(path: Path) -> RosterSource:
             raise RosterFileError(
                 f"the CSV cannot be read near line {reader.line_num}: {exc}",
                 code="roster_file_unreadable",
+                detail=f"CSV, line {reader.line_num}",
             ) from None
         except UnicodeDecodeError:
             raise RosterFileError(
                 f"the file is not UTF-8 text (line {reader.line_num}): save it as 'CSV UTF-8'",
                 code="roster_file_encoding",
+                detail=f"line {reader.line_num}",
             ) from None
         finally:
             csv.field_size_limit(limit)
@@ -341,13 +343,17 @@ def map_header(header: list[str]) -> tuple[dict[str, int], list[str]]:
             continue
         if key in positions:
             raise RosterFileError(
-                f"the column '{COLUMNS[key]}' appears twice", code="roster_file_columns"
+                f"the column '{COLUMNS[key]}' appears twice",
+                code="roster_file_duplicate_column",
+                detail=COLUMNS[key],
             )
         positions[key] = index
     missing = [COLUMNS[key] for key in REQUIRED if key not in positions]
     if missing:
         raise RosterFileError(
-            "required columns missing: " + ", ".join(missing), code="roster_file_columns"
+            "required columns missing: " + ", ".join(missing),
+            code="roster_file_columns",
+            detail=", ".join(missing),
         )
     return positions, ignored
 
@@ -632,3 +638,70 @@ def stream_rows(
         if not any(c not in (None, "") and (not isinstance(c, str) or c.strip()) for c in cells):
             continue
         yield number, check_row(number, cells, positions, today)
+
+
+# ---- writing a roster (demo files, tests, benchmarks) -----------------------------
+
+LABELS = {
+    "gender": {Gender.MALE: "Nam", Gender.FEMALE: "Nữ"},
+    "category": {
+        Category.ORPHAN: "Trẻ em mồ côi",
+        Category.DISABLED_SEVERE: "Người khuyết tật nặng",
+        Category.DISABLED_EXTREME: "Người khuyết tật đặc biệt nặng",
+        Category.ELDERLY_80: "Người cao tuổi từ 80 tuổi",
+        Category.OTHER: "Khác",
+    },
+    "payment_method": {PaymentMethod.CASH: "Tiền mặt", PaymentMethod.ACCOUNT: "Tài khoản"},
+    "provider": {
+        Provider.POST: "Bưu điện",
+        Provider.VIETTEL_PAY: "Viettel Pay",
+        Provider.VIETINBANK: "VietinBank",
+    },
+    "status": {
+        BeneficiaryStatus.ACTIVE: "Đang hưởng",
+        BeneficiaryStatus.SUSPENDED: "Tạm dừng",
+        BeneficiaryStatus.DECEASED: "Đã chết",
+        BeneficiaryStatus.MOVED: "Chuyển đi",
+    },
+}
+_ENUMS = {
+    "gender": Gender,
+    "category": Category,
+    "payment_method": PaymentMethod,
+    "provider": Provider,
+    "status": BeneficiaryStatus,
+}
+
+
+def roster_cells(person: dict[str, Any]) -> list[str]:
+    """Return one person (keys as in synthetic data) as the cells of a roster row."""
+
+    def text(key: str) -> str:
+        value = person.get(key)
+        if value is None:
+            return ""
+        if key in _ENUMS:
+            return LABELS[key][_ENUMS[key](value)]
+        if isinstance(value, date):
+            return value.strftime("%d/%m/%Y")
+        return str(value)
+
+    values = {key: text(key) for key in COLUMNS}
+    if person.get("date_of_birth") is None and person.get("birth_year"):
+        values["date_of_birth"] = str(person["birth_year"])
+    values["monthly_amount"] = str(person.get("monthly_vnd", person.get("monthly_amount", "")))
+    arrears = person.get("arrears_vnd", person.get("arrears")) or 0
+    values["arrears"] = str(arrears) if arrears else ""
+    return [values[key] for key in COLUMNS]
+
+
+def write_roster_csv(people: Iterable[dict[str, Any]], path: Path) -> int:
+    """Write people as a roster CSV (UTF-8 with BOM, as Excel saves it); return the rows."""
+    count = 0
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS.values())
+        for person in people:
+            writer.writerow(roster_cells(person))
+            count += 1
+    return count

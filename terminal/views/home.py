@@ -41,6 +41,20 @@ TILES: list[Tile] = [
         _l("Post offices, agent points and delivery teams, and the communes they serve."),
         "tile-points",
     ),
+    Tile(
+        "admin",
+        "roster.upload",
+        _l("Import the roster"),
+        _l("Load the ministry's monthly list (CSV or Excel): check first, then import."),
+        "tile-roster",
+    ),
+    Tile(
+        "admin",
+        "roster.periods",
+        _l("Payment periods"),
+        _l("What is due, paid and cancelled in each month; close a month."),
+        "tile-periods",
+    ),
 ]
 
 

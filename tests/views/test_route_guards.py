@@ -25,6 +25,7 @@ EXPECTED: dict[str, set[str] | str] = {
     "auth.logout": ALL,
     "home.index": ALL,
     "admin.": {"admin"},
+    "roster.": {"admin"},
     "api.create_token": PUBLIC,
     "api.openapi": PUBLIC,
     "api.delete_token": ALL,
