@@ -28,6 +28,10 @@ POLICY: dict[str, frozenset[Role]] = {
     "signed_in": frozenset(Role),
     # search, verify identity, pay, print receipts, log failures
     "counter": STAFF,
+    # look a beneficiary up (read only)
+    "lookup": STAFF | {Role.AUDITOR},
+    # the payout log: staff see their point's, auditors everything
+    "payout_log": STAFF | {Role.AUDITOR},
     # reversals, failure follow-up, cash float, daily settlement
     "supervise": frozenset({Role.SUPERVISOR}),
     # read payouts, failures, audit trail, reports, exports

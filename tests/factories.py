@@ -85,3 +85,100 @@ def make_world(session: Any) -> World:
     for role in POINT_ROLES:
         world.users_b[role] = make_user(session, f"{role}b", role, point="PLVT")
     return world
+
+
+def make_beneficiary(
+    session: Any,
+    code: str = "TTH0000001",
+    *,
+    commune: Any = None,
+    full_name: str = "Lê Thị Hương",
+    born: Any = None,
+    birth_year: int | None = None,
+    gender: str = "female",
+    category: str = "elderly_80",
+    id_number: str | None = "046153060816",
+    phone: str | None = "0928816302",
+    method: str = "cash",
+    provider: str = "post",
+    monthly: int = 540_000,
+    status: str = "active",
+    proxy: dict[str, Any] | None = None,
+    periods: tuple[tuple[str, int], ...] = (("2021-10", 0),),
+) -> Any:
+    """Create a beneficiary with (optionally) a proxy and due entitlements per period."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from terminal.db import write_transaction
+    from terminal.models import Beneficiary, Entitlement, Period, Proxy
+    from terminal.services.roster import given_key
+    from terminal.text import fold
+
+    born = born if born is not None else (date(1953, 10, 12) if birth_year is None else None)
+    with write_transaction(session):
+        person = Beneficiary(
+            code=code,
+            full_name=full_name,
+            name_key=fold(full_name),
+            given_key=given_key(full_name),
+            date_of_birth=born,
+            birth_year=birth_year or born.year,
+            gender=gender,
+            category=category,
+            id_number=id_number,
+            phone=phone,
+            commune_id=commune.id,
+            village="Thôn 2",
+            payment_method=method,
+            provider=provider,
+            account_no="0465623510" if method == "account" else None,
+            monthly_vnd=monthly,
+            status=status,
+        )
+        session.add(person)
+        session.flush()
+        if proxy is not None:
+            session.add(
+                Proxy(
+                    beneficiary_id=person.id,
+                    full_name=proxy.get("full_name", "Ngô Thị Dũng"),
+                    id_number=proxy.get("id_number", "046195867017"),
+                    relationship_label=proxy.get("relationship", "Con dâu"),
+                    is_guardian=proxy.get("is_guardian", False),
+                    valid_from=proxy.get("valid_from", date(2021, 1, 1)),
+                    valid_until=proxy.get("valid_until", date(2030, 12, 31)),
+                )
+            )
+        for period_code, arrears in periods:
+            period = session.scalar(select(Period).where(Period.code == period_code))
+            if period is None:
+                period = Period(code=period_code)
+                session.add(period)
+                session.flush()
+            session.add(
+                Entitlement(
+                    beneficiary_id=person.id,
+                    period_id=period.id,
+                    monthly_vnd=monthly,
+                    arrears_vnd=arrears,
+                    amount_vnd=monthly + arrears,
+                )
+            )
+    session.refresh(person)
+    return person
+
+
+def set_float(session: Any, point_code: str, amount: int = 100_000_000) -> None:
+    """Record today's cash float of a point (as its supervisor would)."""
+    from sqlalchemy import select
+
+    from terminal.models import PayoutPoint, User
+    from terminal.services.payouts import set_cash_float
+
+    point = session.scalar(select(PayoutPoint).where(PayoutPoint.code == point_code))
+    supervisor = session.scalar(
+        select(User).where(User.role == "supervisor", User.payout_point_id == point.id)
+    )
+    set_cash_float(session, supervisor, advance_vnd=amount)

@@ -29,6 +29,11 @@ EXPECTED: dict[str, set[str] | str] = {
     "api.create_token": PUBLIC,
     "api.openapi": PUBLIC,
     "api.delete_token": ALL,
+    "api.search_beneficiaries": {"clerk", "agent", "delivery", "supervisor", "auditor"},
+    "api.show_beneficiary": {"clerk", "agent", "delivery", "supervisor", "auditor"},
+    "api.list_payouts": {"clerk", "agent", "delivery", "supervisor", "auditor"},
+    "api.create_verification": {"clerk", "agent", "delivery", "supervisor"},
+    "api.create_payout": {"clerk", "agent", "delivery", "supervisor"},
 }
 
 

@@ -1,0 +1,275 @@
+"""``/api/v1/beneficiaries``, ``/verifications`` and ``/payouts`` (API.md)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Response, current_app, g, request, stream_with_context
+
+from terminal.api import endpoint, parse_body, parse_query, reply
+from terminal.api.schemas import (
+    AlreadyPaidBody,
+    BeneficiaryDetail,
+    BeneficiaryItem,
+    BeneficiaryList,
+    BeneficiaryQuery,
+    Collector,
+    EntitlementItem,
+    ErrorBody,
+    PayoutItem,
+    PayoutList,
+    PayoutQuery,
+    PayoutRequest,
+    PayoutResponse,
+    ProxyItem,
+    VerificationFailure,
+    VerificationRequest,
+    VerificationResponse,
+)
+from terminal.db import get_session
+from terminal.formatting import to_local
+from terminal.models import Beneficiary
+from terminal.services import counter, payout_log, payouts, receipts
+from terminal.services.errors import Refused, ServiceError
+from terminal.services.receipts import verify_url
+from terminal.text import mask_id, mask_phone
+
+log = logging.getLogger("terminal")
+
+
+def beneficiary_item(person: Beneficiary, due_count: int = 0, due_vnd: int = 0) -> BeneficiaryItem:
+    """Return the list view of a beneficiary, personal numbers masked."""
+    return BeneficiaryItem(
+        code=person.code,
+        full_name=person.full_name,
+        date_of_birth=person.date_of_birth,
+        gender=person.gender.value,
+        category=person.category.value,
+        id_number_masked=mask_id(person.id_number),
+        commune=person.commune.name,
+        village=person.village,
+        payment_method=person.payment_method.value,
+        provider=person.provider.value,
+        status=person.status.value,
+        phone_masked=mask_phone(person.phone),
+        due_count=due_count,
+        due_amount=due_vnd,
+    )
+
+
+@endpoint(
+    "/beneficiaries",
+    "GET",
+    summary="Search beneficiaries by code, ID number, phone or name (accents optional)",
+    permission="lookup",
+    query=BeneficiaryQuery,
+    responses={200: BeneficiaryList, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody},
+)
+def search_beneficiaries() -> Any:
+    """Search within the caller's communes."""
+    query = parse_query(BeneficiaryQuery)
+    hits, cursor = counter.search(
+        get_session(), g.user, query.q, commune=query.commune, limit=query.limit, after=query.cursor
+    )
+    items = [beneficiary_item(h.beneficiary, h.due_count, h.due_vnd) for h in hits]
+    return reply(BeneficiaryList(items=items, next_cursor=cursor))
+
+
+@endpoint(
+    "/beneficiaries/<code>",
+    "GET",
+    summary="One beneficiary with proxies and entitlements",
+    permission="lookup",
+    responses={200: BeneficiaryDetail, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody},
+)
+def show_beneficiary(code: str) -> Any:
+    """Return a beneficiary of the caller's communes."""
+    record = counter.beneficiary_file(get_session(), g.user, code)
+    base = beneficiary_item(record.beneficiary, len(record.due), record.due_vnd)
+    return reply(
+        BeneficiaryDetail(
+            **base.model_dump(),
+            proxies=[
+                ProxyItem(
+                    id=view.proxy.id,
+                    full_name=view.proxy.full_name,
+                    id_number_masked=mask_id(view.proxy.id_number),
+                    relationship=view.proxy.relationship_label,
+                    valid_from=view.proxy.valid_from,
+                    valid_until=view.proxy.valid_until,
+                    status=view.status,
+                    is_guardian=view.proxy.is_guardian,
+                )
+                for view in record.proxies
+            ],
+            entitlements=[
+                EntitlementItem(
+                    id=e.id,
+                    period=e.period.code,
+                    amount=e.amount_vnd,
+                    status=e.status.value,
+                    monthly_amount=e.monthly_vnd,
+                    arrears=e.arrears_vnd,
+                )
+                for e in record.entitlements
+            ],
+        )
+    )
+
+
+@endpoint(
+    "/verifications",
+    "POST",
+    summary="Verify who is collecting (typed ID number or scanned CCCD QR)",
+    permission="counter",
+    body=VerificationRequest,
+    responses={
+        201: VerificationResponse,
+        400: ErrorBody,
+        401: ErrorBody,
+        403: ErrorBody,
+        404: ErrorBody,
+        422: VerificationFailure,
+    },
+)
+def create_verification() -> Any:
+    """Verify the collector; a refusal is recorded as a failure."""
+    data = parse_body(VerificationRequest)
+    result = counter.verify_collector(
+        get_session(),
+        g.user,
+        beneficiary_code=data.beneficiary_code,
+        collector=data.collector,
+        proxy_id=data.proxy_id,
+        id_number=data.id_number,
+        id_qr=data.id_qr,
+    )
+    verification = result.verification
+    return reply(
+        VerificationResponse(
+            verification_id=verification.id,
+            verified=True,
+            method=verification.method.value,
+            collector=Collector(
+                type=verification.collector_type.value, full_name=result.collector_name
+            ),
+            expires_at=to_local(verification.expires_at),
+            warnings=list(result.warnings),
+        ),
+        201,
+    )
+
+
+def payout_body(payout: Any) -> dict[str, Any]:
+    """Return the API's answer for a recorded payout."""
+    summary = payouts.payout_summary(payout)
+    receipt_no = summary["receipt_no"]
+    body = PayoutResponse(
+        **{k: v for k, v in summary.items() if k != "status"},
+        status=summary["status"],
+        receipt_pdf=f"/api/v1/receipts/{receipt_no}.pdf",
+        receipt_verify_url=verify_url(current_app, payout),
+    )
+    return body.model_dump(mode="json")
+
+
+@endpoint(
+    "/payouts",
+    "POST",
+    summary="Pay due entitlements to a verified collector (Idempotency-Key required)",
+    permission="counter",
+    body=PayoutRequest,
+    headers={"Idempotency-Key": "a client-made unique string, 1-255 visible ASCII characters"},
+    responses={
+        201: PayoutResponse,
+        400: ErrorBody,
+        401: ErrorBody,
+        403: ErrorBody,
+        404: ErrorBody,
+        409: AlreadyPaidBody,
+        422: ErrorBody,
+    },
+)
+def create_payout() -> Any:
+    """Record a payout exactly once per Idempotency-Key and per entitlement."""
+    key = payouts.check_idempotency_key(request.headers.get("Idempotency-Key"))
+    data = parse_body(PayoutRequest)
+    order = payouts.PayoutOrder(
+        verification_id=data.verification_id,
+        entitlement_ids=tuple(data.entitlement_ids),
+        channel=data.channel,
+        provider_ref=data.provider_ref,
+    )
+    session = get_session()
+    claimed = payouts.claim_key(session, g.user, key, order.digest())
+    if isinstance(claimed, payouts.StoredResponse):
+        return reply_stored(claimed)
+    try:
+        payout = payouts.record_payout(
+            session,
+            g.user,
+            order,
+            idempotency_record=claimed,
+            response=payout_body,
+            check_paid=not current_app.config.get("TESTING_SKIP_PAID_CHECK", False),
+        )
+    except ServiceError as exc:
+        if isinstance(exc, Refused):
+            payouts.record_refusal(session, g.user, order, exc)
+        body = {"error": exc.code, "message": exc.message, **exc.fields}
+        payouts.finish_key_alone(session, claimed, exc.status, body)
+        raise
+    except BaseException:
+        payouts.release_key(session, claimed)
+        raise
+    body = payout_body(payout)
+    receipts.after_commit(current_app, session, payout)
+    return reply_json(body, 201)
+
+
+def reply_stored(stored: payouts.StoredResponse) -> Any:
+    """Answer a retried request with the response its key first got."""
+    response = reply_json(stored.body, stored.status)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def reply_json(body: dict[str, Any], status: int) -> Any:
+    """Return a JSON body with a status."""
+    from flask import jsonify
+
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+@endpoint(
+    "/payouts",
+    "GET",
+    summary="The payout log; with Accept: text/csv the whole filtered log as CSV",
+    permission="payout_log",
+    query=PayoutQuery,
+    responses={200: PayoutList, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody},
+)
+def list_payouts() -> Any:
+    """List payouts the caller may see, newest first, or stream them all as CSV."""
+    query = parse_query(PayoutQuery)
+    filters = payout_log.PayoutFilter(
+        date_from=query.from_,
+        date_to=query.to,
+        point_code=query.payout_point,
+        commune=query.commune,
+        status=query.status,
+    )
+    session = get_session()
+    wants_csv = request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
+    if wants_csv:
+        rows = payout_log.csv_lines(session, g.user, filters)
+        log.info("payout log exported as CSV by %s", g.user.username)
+        response = Response(stream_with_context(rows), mimetype="text/csv")
+        response.headers["Content-Disposition"] = 'attachment; filename="payouts.csv"'
+        return response
+    page, cursor = payout_log.page(session, g.user, filters, after=query.cursor, limit=query.limit)
+    items = [PayoutItem(**row) for row in page]
+    return reply(PayoutList(items=items, next_cursor=cursor))
