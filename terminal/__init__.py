@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, g, request, session
 from flask_login import current_user
 
-from terminal import authz, db, formatting
+from terminal import authz, db, formatting, labels
 from terminal.config import LOCALES, load_settings
 from terminal.extensions import babel, csrf, login_manager
 from terminal.paths import resource_dir
@@ -39,6 +39,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_errors(app)
     register_commands(app)
     formatting.init_app(app)
+    labels.init_app(app)
     return app
 
 
@@ -116,9 +117,9 @@ def app_config(name: str) -> Any:
 def register_blueprints(app: Flask) -> None:
     """Register every blueprint, one per domain."""
     from terminal import api
-    from terminal.views import admin, auth, home, roster
+    from terminal.views import admin, auth, counter, home, roster
 
-    for blueprint in (auth.bp, home.bp, admin.bp, roster.bp, api.bp):
+    for blueprint in (auth.bp, home.bp, counter.bp, admin.bp, roster.bp, api.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # the API authenticates by bearer token, never by cookie
 

@@ -9,12 +9,15 @@ from wtforms import (
     BooleanField,
     HiddenField,
     PasswordField,
+    RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from terminal.models import PointKind, ReceiptFormat, Role
 
@@ -118,3 +121,76 @@ class PointForm(FlaskForm):
         choices=[SelectChoice(f.value, label) for f, label in FORMAT_LABELS.items()],
     )
     active = BooleanField(_l("Point active"), default=True)
+
+
+class SearchForm(FlaskForm):
+    """The counter's one search field: code, ID, phone, name or a scanned card."""
+
+    q = StringField(
+        _l("Code, ID number, phone, name — or scan the CCCD"),
+        validators=[DataRequired(), Length(max=1000)],
+    )
+
+
+class VerifyForm(FlaskForm):
+    """Who is collecting, and their ID (typed or scanned)."""
+
+    collector = HiddenField(validators=[DataRequired(), Length(max=40)])
+    identity = StringField(
+        _l("Scan the CCCD QR code or type the ID number"),
+        validators=[DataRequired(), Length(max=1000)],
+    )
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """Several checkboxes, one per choice."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class PayForm(FlaskForm):
+    """Confirm a payout; form_key makes the form pay at most once."""
+
+    form_key = HiddenField(validators=[DataRequired(), Length(max=64)])
+    entitlements = MultiCheckboxField(_l("Periods to pay"), choices=[], validate_choice=True)
+    channel = RadioField(
+        _l("How the money is paid"),
+        choices=[
+            SelectChoice("cash", _l("Cash")),
+            SelectChoice("account", _l("Withdrawal from the account")),
+        ],
+        validators=[DataRequired()],
+    )
+    provider_ref = StringField(
+        _l("Provider transaction reference"),
+        validators=[Optional(), Length(max=64)],
+        description=_l("Required for an account withdrawal (Viettel Pay, VietinBank...)."),
+    )
+
+
+class ReverseForm(FlaskForm):
+    """Reverse a payout (supervisors)."""
+
+    reason = TextAreaField(
+        _l("Reason for the reversal"), validators=[DataRequired(), Length(min=5, max=500)]
+    )
+
+
+class FailureForm(FlaskForm):
+    """Log a failed attempt for follow-up."""
+
+    reason = SelectField(
+        _l("What went wrong"), choices=[], validate_choice=False, validators=[DataRequired()]
+    )
+    detail = TextAreaField(_l("Details"), validators=[Optional(), Length(max=1000)])
+
+
+class CashFloatForm(FlaskForm):
+    """Record today's cash advance."""
+
+    advance = StringField(
+        _l("Cash advanced for today (đồng)"),
+        validators=[DataRequired(), Length(max=30)],
+        description=_l("For example 50.000.000"),
+    )

@@ -51,12 +51,62 @@ MESSAGES = {
     "roster_file_unreadable": _l(
         "This file cannot be read as a roster. Export the list again as .xlsx or CSV UTF-8."
     ),
+    "verification_failed.id_mismatch": _l(
+        "The ID number does not match the record. Check the card and try again."
+    ),
+    "verification_failed.qr_invalid": _l(
+        "This is not a CCCD QR code. Scan the card again or type the ID number."
+    ),
+    "verification_failed.proxy_not_authorized": _l(
+        "This person is not authorised to collect for the beneficiary (a child is paid "
+        "only through the guardian)."
+    ),
+    "verification_failed.proxy_expired": _l(
+        "The authorisation to collect is not valid today (expired or not yet started)."
+    ),
+    "verification_failed.beneficiary_inactive": _l(
+        "This beneficiary is suspended, deceased or moved away: do not pay."
+    ),
+    "verification_expired": _l(
+        "The verification has expired (10 minutes). Verify the collector again."
+    ),
+    "verification_not_found": _l("This verification does not exist or was made by someone else."),
+    "beneficiary_not_found": _l("No beneficiary with this code in your communes."),
+    "entitlement_not_found": _l("A chosen period does not belong to this beneficiary."),
+    "entitlement_not_due": _l("A chosen period was cancelled and cannot be paid."),
+    "entitlements_required": _l("Choose at least one period to pay."),
+    "entitlements_invalid": _l("Too many periods at once."),
+    "already_paid": _l("Already paid (receipt %(receipt_no)s). Nothing was paid again."),
+    "insufficient_cash": _l(
+        "Not enough cash left in today's float (%(remaining)s đồng left). The supervisor "
+        "must record more cash; the attempt was recorded."
+    ),
+    "channel_invalid": _l("Choose cash or account withdrawal."),
+    "provider_ref_required": _l(
+        "Enter the provider's transaction reference for an account withdrawal."
+    ),
+    "provider_ref_invalid": _l(
+        "The transaction reference may contain only letters, digits and . _ / : -"
+    ),
+    "payout_not_found": _l("No such payout at your point."),
+    "receipt_not_found": _l("No such receipt."),
+    "reason_required": _l("Give the reason for the reversal (5 to 500 characters)."),
+    "already_reversed": _l("This payout is already reversed."),
+    "advance_below_paid": _l("The advance cannot be less than the cash already paid today."),
+    "amount_invalid": _l("Enter the amount in đồng, e.g. 50.000.000."),
+    "idempotency_key_missing": _l("The Idempotency-Key header is required."),
+    "idempotency_key_invalid": _l("The Idempotency-Key must be 1 to 255 visible ASCII characters."),
+    "idempotency_key_reused": _l("This Idempotency-Key was already used for another request."),
+    "request_in_progress": _l("The first request with this key is still being processed."),
 }
 
 
 def message_for(error: ServiceError) -> str:
     """Return the translated message for a service error."""
-    message = MESSAGES.get(error.code)
+    reason = error.fields.get("reason")
+    message = MESSAGES.get(f"{error.code}.{reason}") if reason else None
+    if message is None:
+        message = MESSAGES.get(error.code)
     if message is None:
         return error.message
     text = str(message)

@@ -55,3 +55,40 @@ document.addEventListener("submit", function (event) {
     }
   }
 }, false);
+
+// Search results: the arrow keys move between the search field and the results.
+document.addEventListener("keydown", function (event) {
+  if (event.key !== "ArrowDown" && event.key !== "ArrowUp") { return; }
+  var links = Array.prototype.slice.call(document.querySelectorAll("a.rowlink"));
+  if (!links.length) { return; }
+  var search = document.getElementById("q");
+  var index = links.indexOf(document.activeElement);
+  if (document.activeElement === search && event.key === "ArrowDown") {
+    links[0].focus();
+  } else if (index >= 0) {
+    var next = index + (event.key === "ArrowDown" ? 1 : -1);
+    if (next < 0 && search) { search.focus(); } else if (next < links.length) { links[next].focus(); }
+  } else {
+    return;
+  }
+  event.preventDefault();
+});
+
+// The confirmation's total follows the periods ticked (the server recomputes it anyway).
+document.addEventListener("change", function (event) {
+  var form = event.target.form;
+  if (!form || form.dataset.testid !== "pay-form" || event.target.name !== "entitlements") { return; }
+  var total = 0;
+  form.querySelectorAll("input[name=entitlements]:checked").forEach(function (box) {
+    total += parseInt(box.dataset.amount, 10) || 0;
+  });
+  var text = String(total).replace(/\B(?=(\d{3})+(?!\d))/g, ".") + " đ";
+  var digits = form.querySelector("[data-testid=total-digits]");
+  var words = form.querySelector("[data-testid=total-words]");
+  if (digits) { digits.textContent = text; }
+  if (words && digits) { words.textContent = digits.dataset.wordsStale; }
+  var button = form.querySelector("[data-testid=pay-submit]");
+  if (button) { button.disabled = total === 0; }
+  var label = form.querySelector("[data-testid=pay-total]");
+  if (label) { label.textContent = text; }
+});

@@ -45,6 +45,12 @@ class Verification(Base):
     point_id: Mapped[int] = mapped_column(ForeignKey("payout_points.id"))
     created_at: Mapped[created_at]
     expires_at: Mapped[datetime]
+    # What a scanned card said, shown beside the roster for the clerk to compare
+    # (a keyboard-wedge scanner may garble accents: never the basis of the match).
+    card_name: Mapped[str | None] = mapped_column(String(200))
+    card_address: Mapped[str | None] = mapped_column(String(300))
+    card_birth: Mapped[date | None]
+    warnings: Mapped[str | None] = mapped_column(String(500))
 
     beneficiary: Mapped[Beneficiary] = relationship(lazy="joined")
     proxy: Mapped[Proxy | None] = relationship(lazy="joined")

@@ -492,6 +492,10 @@ def verify_collector(
             point_id=user.payout_point_id,
             created_at=now,
             expires_at=now + timedelta(minutes=VERIFICATION_MINUTES),
+            card_name=card.full_name[:200] if card else None,
+            card_address=card.address[:300] if card else None,
+            card_birth=card.date_of_birth if card else None,
+            warnings="; ".join(warnings)[:500] or None,
         )
         session.add(verification)
         session.flush()

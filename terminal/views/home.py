@@ -28,6 +28,27 @@ class Tile:
 # something that does not exist.
 TILES: list[Tile] = [
     Tile(
+        "counter",
+        "counter.search",
+        _l("Pay an allowance"),
+        _l("Find the beneficiary, check who is collecting, pay and print the receipt."),
+        "tile-counter",
+    ),
+    Tile(
+        "counter",
+        "counter.today",
+        _l("Today's payouts"),
+        _l("What this point has paid today; reprints and reversals."),
+        "tile-today",
+    ),
+    Tile(
+        "counter",
+        "counter.cash",
+        _l("Cash"),
+        _l("Today's cash advance and what should be left in the drawer."),
+        "tile-cash",
+    ),
+    Tile(
         "admin",
         "admin.users",
         _l("Users"),

@@ -26,6 +26,8 @@ EXPECTED: dict[str, set[str] | str] = {
     "home.index": ALL,
     "admin.": {"admin"},
     "roster.": {"admin"},
+    "counter.reverse": {"supervisor"},
+    "counter.": {"clerk", "agent", "delivery", "supervisor"},
     "api.create_token": PUBLIC,
     "api.openapi": PUBLIC,
     "api.delete_token": ALL,

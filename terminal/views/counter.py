@@ -1,0 +1,535 @@
+"""The counter: search, verify, confirm, pay, print; keyboard first, touch friendly.
+
+The usual path is four screens: search (or scan the card) → the beneficiary, with
+the collector's ID to verify → the confirmation with the total in digits and words
+→ the result with the receipt. Enter moves forward on each; the main field or
+button has focus on every page.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from terminal.authz import allow, may
+from terminal.db import get_session
+from terminal.forms import (
+    ActionForm,
+    CashFloatForm,
+    FailureForm,
+    PayForm,
+    ReverseForm,
+    SearchForm,
+    VerifyForm,
+)
+from terminal.messages import message_for
+from terminal.models import (
+    Channel,
+    CollectorType,
+    FailureReason,
+    IdempotencyRecord,
+    IdempotencyState,
+    PaymentMethod,
+)
+from terminal.money import parse_vnd, vnd_in_words
+from terminal.services import counter, payouts, receipts
+from terminal.services.counter import VerificationFailed
+from terminal.services.errors import Conflict, NotFound, Refused, ServiceError
+
+bp = Blueprint("counter", __name__, url_prefix="/counter")
+
+# The reasons staff may log by hand; verification refusals are logged by the system.
+MANUAL_REASONS = (
+    FailureReason.OTP_NOT_RECEIVED,
+    FailureReason.PROVIDER_REJECTED,
+    FailureReason.CREDITED_NOT_WITHDRAWABLE,
+    FailureReason.PROVIDER_TIMEOUT,
+    FailureReason.RECIPIENT_ABSENT,
+    FailureReason.RECIPIENT_DECEASED,
+    FailureReason.DATA_ERROR,
+    FailureReason.SYSTEM_ERROR,
+    FailureReason.OTHER,
+)
+
+
+# ---- search ---------------------------------------------------------------------
+
+
+@bp.route("/", methods=["GET", "POST"])
+@allow("counter")
+def search() -> Any:
+    """Search by code, ID, phone, name, or a scanned CCCD QR code.
+
+    The form is POSTed so ID numbers and scanned cards stay out of URLs and the
+    browser history; one match opens the beneficiary at once.
+    """
+    form = SearchForm()
+    hits: list[Any] = []
+    cursor = None
+    searched = False
+    q = ""
+    if form.validate_on_submit():
+        q = form.q.data or ""
+        searched = True
+    elif request.method == "GET" and request.args.get("q"):
+        q = request.args.get("q", "")[:200]
+        form.q.data = q
+        searched = True
+    if searched:
+        hits, cursor = counter.search(
+            get_session(), g.user, q, limit=20, after=request.form.get("after")
+        )
+        kind, value = counter.classify_query(q)
+        if len(hits) == 1 and kind in ("id", "code", "phone"):
+            return _beneficiary_page(
+                hits[0].beneficiary.code, prefill=q if kind == "id" else None, id_value=value
+            )
+    return render_template(
+        "counter/search.html", form=form, hits=hits, searched=searched, cursor=cursor, q=q
+    )
+
+
+# ---- the beneficiary, and verification -----------------------------------------
+
+
+def _collector_choices(record: counter.BeneficiaryFile) -> list[dict[str, Any]]:
+    """Return who may be chosen as the collector, with why some may not."""
+    choices = [
+        {
+            "value": "beneficiary",
+            "label": record.beneficiary.full_name,
+            "note": _("the beneficiary in person"),
+            "usable": not record.is_child,
+        }
+    ]
+    for view in record.proxies:
+        if view.status == "revoked":
+            continue
+        choices.append(
+            {
+                "value": f"proxy:{view.proxy.id}",
+                "label": view.proxy.full_name,
+                "note": view.proxy.relationship_label,
+                "usable": view.status == "active"
+                and (view.proxy.is_guardian or not record.is_child),
+                "status": view.status,
+            }
+        )
+    return choices
+
+
+def _default_collector(record: counter.BeneficiaryFile, id_value: str | None) -> str:
+    """Pick the collector most likely at the counter."""
+    if id_value:
+        for view in record.proxies:
+            if view.proxy.id_number == id_value:
+                return f"proxy:{view.proxy.id}"
+        if record.beneficiary.id_number == id_value:
+            return "beneficiary"
+    usable = [c for c in _collector_choices(record) if c["usable"]]
+    return usable[0]["value"] if usable else "beneficiary"
+
+
+def _beneficiary_page(
+    code: str,
+    *,
+    form: VerifyForm | None = None,
+    prefill: str | None = None,
+    id_value: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> Any:
+    """Render a beneficiary with the verification form."""
+    record = counter.beneficiary_file(get_session(), g.user, code)
+    if form is None:
+        form = VerifyForm()
+        form.collector.data = _default_collector(record, id_value)
+        if prefill:
+            form.identity.data = prefill
+    return (
+        render_template(
+            "counter/beneficiary.html",
+            record=record,
+            form=form,
+            choices=_collector_choices(record),
+            failure_form=FailureForm(),
+            reasons=MANUAL_REASONS,
+            error=error,
+            prefilled=bool(prefill),
+        ),
+        status,
+    )
+
+
+@bp.route("/b/<code>")
+@allow("counter")
+def beneficiary(code: str) -> Any:
+    """Show a beneficiary: what is due, who may collect, history."""
+    return _beneficiary_page(code)
+
+
+@bp.route("/b/<code>/verify", methods=["POST"])
+@allow("counter")
+def verify(code: str) -> Any:
+    """Verify the collector by typed ID number or scanned CCCD QR."""
+    form = VerifyForm()
+    if not form.validate_on_submit():
+        return _beneficiary_page(code, form=form, status=400)
+    choice = form.collector.data or ""
+    proxy_id = None
+    if choice.startswith("proxy:") and choice[6:].isdigit():
+        collector, proxy_id = "proxy", int(choice[6:])
+    elif choice == "beneficiary":
+        collector = "beneficiary"
+    else:
+        return _beneficiary_page(code, form=form, error=_("Choose who is collecting."), status=400)
+    identity = form.identity.data or ""
+    is_qr = "|" in identity
+    try:
+        result = counter.verify_collector(
+            get_session(),
+            g.user,
+            beneficiary_code=code,
+            collector=collector,
+            proxy_id=proxy_id,
+            id_number=None if is_qr else identity,
+            id_qr=identity if is_qr else None,
+        )
+    except VerificationFailed as exc:
+        form.identity.data = ""
+        return _beneficiary_page(code, form=form, error=message_for(exc), status=422)
+    return redirect(url_for("counter.confirm", verification_id=result.verification.id), code=303)
+
+
+@bp.route("/b/<code>/failure", methods=["POST"])
+@allow("counter")
+def log_failure(code: str) -> Any:
+    """Record a failed attempt that the system could not see (OTP never came...)."""
+    form = FailureForm()
+    person = counter.get_beneficiary(get_session(), g.user, code)
+    if not form.validate_on_submit():
+        flash(_("Choose a reason."), "error")
+        return redirect(url_for("counter.beneficiary", code=person.code))
+    try:
+        reason = FailureReason(form.reason.data)
+    except ValueError:
+        abort(400)
+    if reason not in MANUAL_REASONS:
+        abort(400)
+    failure = counter.log_failure(
+        get_session(),
+        user=g.user,
+        reason=reason,
+        detail=form.detail.data or "",
+        beneficiary_id=person.id,
+    )
+    flash(_("Failure recorded for follow-up (case %(id)s).", id=failure.id), "success")
+    return redirect(url_for("counter.beneficiary", code=person.code), code=303)
+
+
+# ---- confirm and pay ------------------------------------------------------------
+
+
+def _confirm_page(
+    verification_id: int,
+    *,
+    form: PayForm | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> Any:
+    """Render the confirmation of a live verification."""
+    session = get_session()
+    try:
+        verification = counter.get_verification(session, g.user, verification_id)
+    except Refused:
+        flash(_("The verification has expired (10 minutes). Verify the collector again."), "error")
+        abort_to = url_for("counter.search")
+        return redirect(abort_to)
+    record = counter.beneficiary_file(session, g.user, verification.beneficiary.code)
+    if form is None:
+        form = PayForm()
+        form.form_key.data = secrets.token_urlsafe(18)
+        form.entitlements.data = [str(e.id) for e in record.due]
+        form.channel.data = (
+            "account" if record.beneficiary.payment_method is PaymentMethod.ACCOUNT else "cash"
+        )
+    form.entitlements.choices = [(str(e.id), e.period.label) for e in record.due]
+    chosen = {int(i) for i in (form.entitlements.data or []) if str(i).isdigit()}
+    total = sum(e.amount_vnd for e in record.due if e.id in chosen) or record.due_vnd
+    return (
+        render_template(
+            "counter/confirm.html",
+            verification=verification,
+            record=record,
+            form=form,
+            total=total,
+            total_words=vnd_in_words(total),
+            collector_name=(
+                verification.proxy.full_name
+                if verification.collector_type is CollectorType.PROXY and verification.proxy
+                else record.beneficiary.full_name
+            ),
+            expires_in=counter.expires_in(verification),
+            cash=payouts.cash_position(session, g.user.payout_point_id, counter.today_local())
+            if g.user.payout_point_id
+            else None,
+            error=error,
+        ),
+        status,
+    )
+
+
+@bp.route("/v/<int:verification_id>")
+@allow("counter")
+def confirm(verification_id: int) -> Any:
+    """Show what will be paid, to whom, in digits and words, before paying."""
+    return _confirm_page(verification_id)
+
+
+@bp.route("/v/<int:verification_id>/pay", methods=["POST"])
+@allow("counter")
+def pay(verification_id: int) -> Any:
+    """Record the payout once per confirmation form, then show its result (303)."""
+    form = PayForm()
+    session = get_session()
+    try:
+        verification = counter.get_verification(session, g.user, verification_id)
+    except (NotFound, Refused):
+        verification = None
+    record = (
+        counter.beneficiary_file(session, g.user, verification.beneficiary.code)
+        if verification
+        else None
+    )
+    if record is not None:
+        form.entitlements.choices = [(str(e.id), e.period.label) for e in record.due]
+    # The form's one-time key makes a double click, a resubmit or F5 pay once:
+    # a key already used answers with its first outcome before anything else.
+    key = f"page:{form.form_key.data or ''}"
+    used = _key_record(key) if form.form_key.data else None
+    if used is not None:
+        if used.state is IdempotencyState.DONE:
+            return _replayed_or(key, url_for("counter.confirm", verification_id=verification_id))
+        return _wait_for(key)
+    if not form.validate_on_submit() or not form.form_key.data:
+        if verification is None:
+            return _replayed_or(key, url_for("counter.search"))
+        return _confirm_page(verification_id, form=form, error=_("Check the form."), status=400)
+    ids = tuple(int(i) for i in form.entitlements.data or [] if str(i).isdigit())
+    order = payouts.PayoutOrder(
+        verification_id=verification_id,
+        entitlement_ids=ids,
+        channel=form.channel.data or "",
+        provider_ref=form.provider_ref.data or None,
+    )
+    try:
+        claimed = payouts.claim_key(
+            session, g.user, payouts.check_idempotency_key(key), order.digest()
+        )
+    except Conflict:
+        return _wait_for(key)
+    except Refused:
+        return _replayed_or(key, url_for("counter.confirm", verification_id=verification_id))
+    if isinstance(claimed, payouts.StoredResponse):
+        return _after_stored(claimed, verification_id)
+    try:
+        payout = payouts.record_payout(
+            session,
+            g.user,
+            order,
+            idempotency_record=claimed,
+            response=lambda p: {"payout_id": p.id},
+        )
+    except ServiceError as exc:
+        if isinstance(exc, Refused):
+            payouts.record_refusal(session, g.user, order, exc)
+        payouts.finish_key_alone(
+            session, claimed, exc.status, {"error": exc.code, "message": exc.message, **exc.fields}
+        )
+        if verification is None:
+            flash(message_for(exc), "error")
+            return redirect(url_for("counter.search"), code=303)
+        return _confirm_page(verification_id, form=form, error=message_for(exc), status=exc.status)
+    except BaseException:
+        payouts.release_key(session, claimed)
+        raise
+    receipts.after_commit(current_app, session, payout)
+    return redirect(url_for("counter.result", payout_id=payout.id), code=303)
+
+
+def _key_record(key: str) -> IdempotencyRecord | None:
+    """Return the record of a confirmation form's key, if it was used."""
+    return get_session().scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == g.user.id, IdempotencyRecord.key == key[:255]
+        )
+    )
+
+
+def _after_stored(stored: payouts.StoredResponse, verification_id: int) -> Any:
+    """Answer a resubmitted confirmation with its first outcome."""
+    if stored.status == 201 and "payout_id" in stored.body:
+        return redirect(url_for("counter.result", payout_id=stored.body["payout_id"]), code=303)
+    flash(stored.body.get("message") or _("This confirmation was already used."), "error")
+    return redirect(url_for("counter.confirm", verification_id=verification_id), code=303)
+
+
+def _replayed_or(key: str, fallback: str) -> Any:
+    """Send a replayed form to its payout if it made one, else to the fallback page."""
+    row = get_session().scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == g.user.id, IdempotencyRecord.key == key
+        )
+    )
+    if row is not None and row.status_code == 201 and row.response_body:
+        payout_id = json.loads(row.response_body).get("payout_id")
+        if payout_id:
+            return redirect(url_for("counter.result", payout_id=payout_id), code=303)
+    return redirect(fallback, code=303)
+
+
+def _wait_for(key: str, seconds: float = 8.0) -> Any:
+    """A second press while the first is being recorded: wait for it, then show it."""
+    session = get_session()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        session.rollback()
+        row = session.scalar(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.user_id == g.user.id, IdempotencyRecord.key == key
+            )
+        )
+        if row is not None and row.state is IdempotencyState.DONE:
+            return _replayed_or(key, url_for("counter.search"))
+        time.sleep(0.1)
+    flash(
+        _("The payment is still being recorded. Do not hand over cash until it shows as paid."),
+        "warning",
+    )
+    return redirect(url_for("counter.search"), code=303)
+
+
+# ---- result, receipt, reversal --------------------------------------------------
+
+
+@bp.route("/payouts/<int:payout_id>")
+@allow("counter")
+def result(payout_id: int) -> Any:
+    """Show a recorded payout with its receipt number and what to do next."""
+    payout = payouts.get_payout(get_session(), g.user, payout_id)
+    return render_template(
+        "counter/result.html",
+        payout=payout,
+        collector=payouts.collector_name(payout),
+        words=vnd_in_words(payout.amount_vnd),
+        reverse_form=ReverseForm() if may(g.user, "supervise") else None,
+        reprint_form=ActionForm(),
+        is_cash=payout.channel in (Channel.CASH, Channel.CASH_HOME),
+    )
+
+
+@bp.route("/payouts/<int:payout_id>/receipt.pdf")
+@allow("counter")
+def receipt_pdf(payout_id: int) -> Any:
+    """Open the receipt PDF ready to print."""
+    session = get_session()
+    payout = payouts.get_payout(session, g.user, payout_id)
+    data = receipts.original_pdf(current_app, session, payout)
+    return _pdf(data, payout.receipt.receipt_no)
+
+
+@bp.route("/payouts/<int:payout_id>/reprint", methods=["POST"])
+@allow("counter")
+def reprint(payout_id: int) -> Any:
+    """Print the receipt again, marked as a reprint (counted and audited)."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    session = get_session()
+    payout = payouts.get_payout(session, g.user, payout_id)
+    data = receipts.reprint_pdf(current_app, session, g.user, payout)
+    return _pdf(data, f"{payout.receipt.receipt_no}-in-lai")
+
+
+def _pdf(data: bytes, name: str) -> Response:
+    """Return PDF bytes to open in the browser's viewer, ready to print."""
+    response = Response(data, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="{name}.pdf"'
+    return response
+
+
+@bp.route("/payouts/<int:payout_id>/reverse", methods=["POST"])
+@allow("supervise")
+def reverse(payout_id: int) -> Any:
+    """Reverse a payout with a reason (supervisors)."""
+    form = ReverseForm()
+    if not form.validate_on_submit():
+        flash(_("Give the reason for the reversal."), "error")
+        return redirect(url_for("counter.result", payout_id=payout_id), code=303)
+    try:
+        payouts.reverse_payout(get_session(), g.user, payout_id, reason=form.reason.data or "")
+    except ServiceError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        flash(message_for(exc), "error")
+    else:
+        flash(_("The payout was reversed; its entitlements are due again."), "success")
+    return redirect(url_for("counter.result", payout_id=payout_id), code=303)
+
+
+# ---- the day's cash and payouts ------------------------------------------------
+
+
+@bp.route("/cash", methods=["GET", "POST"])
+@allow("counter")
+def cash() -> Any:
+    """Show today's cash at the point; the supervisor records the advance."""
+    session = get_session()
+    form = CashFloatForm() if may(g.user, "supervise") else None
+    if form is not None and form.validate_on_submit():
+        try:
+            amount = parse_vnd(form.advance.data or "", allow_zero=True)
+            payouts.set_cash_float(session, g.user, advance_vnd=amount)
+        except ValueError:
+            flash(_("Enter the amount in đồng, e.g. 50.000.000."), "error")
+        except ServiceError as exc:
+            flash(message_for(exc), "error")
+        else:
+            flash(_("Today's cash advance is recorded."), "success")
+            return redirect(url_for("counter.cash"), code=303)
+    position = payouts.cash_position(session, g.user.payout_point_id, counter.today_local())
+    return render_template("counter/cash.html", position=position, form=form)
+
+
+@bp.route("/today")
+@allow("counter")
+def today() -> Any:
+    """List the point's payouts of today."""
+    from terminal.services import payout_log
+
+    day = counter.today_local()
+    rows, _cursor = payout_log.page(
+        get_session(),
+        g.user,
+        payout_log.PayoutFilter(date_from=day, date_to=day),
+        after=None,
+        limit=500,
+    )
+    return render_template("counter/today.html", rows=rows, day=day)
