@@ -212,7 +212,10 @@ def create_payout() -> Any:
             order,
             idempotency_record=claimed,
             response=payout_body,
-            check_paid=not current_app.config.get("TESTING_SKIP_PAID_CHECK", False),
+            # Tests switch the polite check off to prove the database guard alone holds.
+            check_paid=not (
+                current_app.config.get("TESTING") and current_app.config.get("TESTING_SKIP_PAID_CHECK")
+            ),
         )
     except ServiceError as exc:
         if isinstance(exc, Refused):
