@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from terminal import authz, db, formatting, labels
 from terminal.config import LOCALES, load_settings
-from terminal.extensions import babel, csrf, login_manager
+from terminal.extensions import babel, csrf, limiter, login_manager
 from terminal.paths import resource_dir
 from terminal.security import RedactingFilter
 
@@ -82,6 +82,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = None  # our server-side sessions do better
     login_manager.user_loader(_load_user)
     csrf.init_app(app)
+    limiter.init_app(app)
     babel.init_app(
         app, locale_selector=select_locale, default_translation_directories="translations"
     )
@@ -117,9 +118,9 @@ def app_config(name: str) -> Any:
 def register_blueprints(app: Flask) -> None:
     """Register every blueprint, one per domain."""
     from terminal import api
-    from terminal.views import admin, auth, counter, home, roster
+    from terminal.views import admin, auth, counter, home, receipts, roster
 
-    for blueprint in (auth.bp, home.bp, counter.bp, admin.bp, roster.bp, api.bp):
+    for blueprint in (auth.bp, home.bp, counter.bp, receipts.bp, admin.bp, roster.bp, api.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # the API authenticates by bearer token, never by cookie
 

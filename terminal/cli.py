@@ -225,6 +225,60 @@ def print_report(report: Any) -> None:
         click.echo(f"Missing from the list: {shown}{more}")
 
 
+@click.command("verify-receipt")
+@click.argument("token", required=False)
+@click.option(
+    "--public-key",
+    "key_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Check offline with this PEM public key (signature only, no database).",
+)
+@click.option("--print-public-key", is_flag=True, help="Print the public key and exit.")
+@service_command
+def verify_receipt(token: str | None, key_file: Path | None, print_public_key: bool) -> None:
+    """Check a receipt token (what its QR code carries after /r/)."""
+    from flask import current_app
+
+    from terminal.formatting import format_datetime
+    from terminal.money import format_vnd
+    from terminal.services import receipts
+    from terminal.services.receipt_tokens import load_public_key, read_token
+
+    if print_public_key:
+        click.echo(receipts.public_key(current_app), nl=False)
+        return
+    if not token:
+        raise click.UsageError("give a TOKEN (or --print-public-key)")
+    token = token.rsplit("/r/", 1)[-1].strip()
+    if key_file is not None:
+        try:
+            key = load_public_key(key_file.read_text())
+        except ValueError:
+            raise click.ClickException(f"{key_file} is not an Ed25519 public key") from None
+        claim = read_token(token, key)
+        if claim is None:
+            click.echo("NOT GENUINE: the signature does not match")
+            sys.exit(1)
+        click.echo(
+            f"signature good: {claim.receipt_no}, {format_vnd(claim.amount_vnd)}, "
+            f"paid {format_datetime(claim.paid_at)} (payout {claim.payout_id})"
+        )
+        return
+    with _session() as session:
+        check = receipts.check_token(session, current_app, token)
+    if not check.valid:
+        click.echo("NOT GENUINE: this receipt was not issued by this terminal or was altered")
+        sys.exit(1)
+    assert check.amount_vnd is not None and check.paid_at is not None
+    line = (
+        f"{check.receipt_no}, {format_vnd(check.amount_vnd)}, paid {format_datetime(check.paid_at)}"
+    )
+    if check.status == "reversed":
+        click.echo(f"REVERSED: {line}")
+        sys.exit(1)
+    click.echo(f"GENUINE: {line}")
+
+
 @click.command("audit-verify")
 @service_command
 def audit_verify() -> None:
@@ -273,7 +327,16 @@ def serve(ctx: click.Context, host: str, port: str, workers: int) -> None:
     run_gunicorn(app, host=host, port=port_number, workers=workers)
 
 
-commands = [init_db, create_point, create_user, import_roster, seed_demo, audit_verify, serve]
+commands = [
+    init_db,
+    create_point,
+    create_user,
+    import_roster,
+    seed_demo,
+    verify_receipt,
+    audit_verify,
+    serve,
+]
 
 
 def main() -> None:

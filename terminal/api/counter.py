@@ -214,7 +214,8 @@ def create_payout() -> Any:
             response=payout_body,
             # Tests switch the polite check off to prove the database guard alone holds.
             check_paid=not (
-                current_app.config.get("TESTING") and current_app.config.get("TESTING_SKIP_PAID_CHECK")
+                current_app.config.get("TESTING")
+                and current_app.config.get("TESTING_SKIP_PAID_CHECK")
             ),
         )
     except ServiceError as exc:

@@ -36,6 +36,10 @@ EXPECTED: dict[str, set[str] | str] = {
     "api.list_payouts": {"clerk", "agent", "delivery", "supervisor", "auditor"},
     "api.create_verification": {"clerk", "agent", "delivery", "supervisor"},
     "api.create_payout": {"clerk", "agent", "delivery", "supervisor"},
+    "api.receipt_pdf": {"clerk", "agent", "delivery", "supervisor", "auditor"},
+    "api.verify_receipt": PUBLIC,
+    "api.receipt_public_key": PUBLIC,
+    "receipts.check": PUBLIC,
 }
 
 

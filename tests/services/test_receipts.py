@@ -1,0 +1,282 @@
+"""Receipts: the PDF's text and QR, files never overwritten, signed tokens told apart."""
+
+from __future__ import annotations
+
+import base64
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pypdfium2
+import pytest
+import zxingcpp
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from terminal.models import AuditEvent, Receipt
+from terminal.services import counter, payouts, receipts
+from terminal.services.receipt_tokens import load_public_key, read_token
+from tests.conftest import SECRET
+from tests.factories import make_beneficiary, set_float
+
+HOSTILE = '<script>alert("x")</script> & Đặng "Văn" \'Lực\' ' + "Ngô" * 90
+
+
+@pytest.fixture
+def paid(app, world, session):
+    """A payout of two periods to a proxy, at HTBD."""
+    person = make_beneficiary(
+        session,
+        "TTH0000001",
+        commune=world.point_a.communes[0],
+        full_name="Nguyễn Thị Hường",
+        periods=(("2021-09", 0), ("2021-10", 1_080_000)),
+        proxy={"full_name": "Trần Thị Ánh", "id_number": "046195867017", "relationship": "Con dâu"},
+    )
+    set_float(session, "HTBD")
+    clerk = world.users["clerk"]
+    result = counter.verify_collector(
+        session,
+        clerk,
+        beneficiary_code=person.code,
+        collector="proxy",
+        proxy_id=person.proxies[0].id,
+        id_number="046195867017",
+    )
+    due = counter.beneficiary_file(session, clerk, person.code).due
+    order = payouts.PayoutOrder(result.verification.id, tuple(e.id for e in due), "cash", None)
+    payout = payouts.record_payout(session, clerk, order)
+    with app.app_context():
+        receipts.after_commit(app, session, payout)
+    return payout
+
+
+def pdf_text(data: bytes) -> str:
+    """Return a PDF's text with line breaks and runs of spaces made single spaces."""
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+    return " ".join(text.split())
+
+
+def qr_texts(data: bytes) -> list[str]:
+    document = pypdfium2.PdfDocument(data)
+    found = []
+    for page in document:
+        image = page.render(scale=200 / 72).to_pil()
+        found += [b.text for b in zxingcpp.read_barcodes(image)]
+    return found
+
+
+def test_file_written_under_point_and_year(app, paid):
+    path = receipts.receipt_path(app, paid.receipt, "HTBD")
+    assert path.is_file()
+    assert path.parent == Path(app.config["RECEIPTS_DIR"]) / "HTBD" / str(paid.receipt.year)
+
+
+def test_pdf_text_has_names_amounts_and_words(app, paid, session):
+    with app.app_context():
+        data = receipts.original_pdf(app, session, paid)
+    text = pdf_text(data)
+    for expected in (
+        "Nguyễn Thị Hường",
+        "Trần Thị Ánh",
+        "Con dâu",
+        paid.receipt.receipt_no,
+        "2.160.000 đ",
+        "Hai triệu một trăm sáu mươi nghìn đồng",
+        "09/2021",
+        "10/2021",
+        "1.620.000 đ",
+        "540.000 đ",
+        "Bưu điện Hương Thủy HTBD",
+        "********7017",
+    ):
+        assert expected in text, expected
+    assert "046195867017" not in text
+
+
+def test_qr_decodes_to_the_verification_url_and_says_genuine(app, paid, session):
+    with app.app_context():
+        data = receipts.original_pdf(app, session, paid)
+        url = receipts.verify_url(app, paid)
+    assert qr_texts(data) == [url]
+    token = url.split("/r/", 1)[1]
+    check = receipts.check_token(session, app, token)
+    assert check.valid and check.status == "genuine" and check.amount_vnd == 2_160_000
+
+
+def test_file_never_overwritten_and_regenerated_identically(app, paid, session):
+    path = receipts.receipt_path(app, paid.receipt, "HTBD")
+    original = path.read_bytes()
+    with app.app_context():
+        receipts.write_original(app, session, paid)
+    assert path.read_bytes() == original
+    path.unlink()
+    with app.app_context():
+        again = receipts.original_pdf(app, session, paid)
+    assert again == original
+
+
+def _flip(token: str, index: int) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    raw[index] ^= 0x01
+    return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+
+
+def test_altered_invented_and_foreign_tokens_are_rejected(app, paid, session):
+    with app.app_context():
+        token = receipts.receipt_token(app, paid)
+    for index in (1, 9, 17, 26, -1):  # payout id, amount, time, receipt number, signature
+        assert not receipts.check_token(session, app, _flip(token, index)).valid
+    invented = base64.urlsafe_b64encode(b"\x01" * 120).rstrip(b"=").decode()
+    for bad in (invented, "", "x", "%%%", "A" * 5000, token[:-3]):
+        assert not receipts.check_token(session, app, bad).valid
+    from terminal.services.receipt_tokens import make_token
+
+    forged = make_token("another-terminal-secret-key-xxxxxxxxxxxxxx", receipts.claim_of(paid))
+    assert not receipts.check_token(session, app, forged).valid
+
+
+def test_reversed_payout_reads_reversed(app, paid, session, world):
+    with app.app_context():
+        token = receipts.receipt_token(app, paid)
+    payouts.reverse_payout(session, world.users["supervisor"], paid.id, reason="Nhầm người nhận")
+    check = receipts.check_token(session, app, token)
+    assert check.valid and check.status == "reversed"
+
+
+def test_public_page_and_api(client, app, paid, session, world):
+    with app.app_context():
+        token = receipts.receipt_token(app, paid)
+    page = client.get(f"/r/{token}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'data-testid="verdict-genuine"' in html
+    assert "2.160.000 đ" in html and "N. T. Hường" in html and "Nguyễn Thị Hường" not in html
+    bad = client.get(f"/r/{_flip(token, 9)}")
+    assert bad.status_code == 404 and 'data-testid="verdict-invalid"' in bad.get_data(as_text=True)
+    api = client.get("/api/v1/receipts/verify", query_string={"token": token}).get_json()
+    assert api == {
+        **api,
+        "valid": True,
+        "receipt_no": paid.receipt.receipt_no,
+        "amount": 2_160_000,
+        "status": "genuine",
+    }
+    assert client.get("/api/v1/receipts/verify", query_string={"token": "nope"}).get_json() == {
+        "valid": False,
+        "receipt_no": None,
+        "amount": None,
+        "paid_at": None,
+        "status": None,
+    }
+    payouts.reverse_payout(session, world.users["supervisor"], paid.id, reason="Nhầm người nhận")
+    assert 'data-testid="verdict-reversed"' in client.get(f"/r/{token}").get_data(as_text=True)
+
+
+def test_offline_check_with_the_public_key(client, app, paid):
+    pem = client.get("/api/v1/receipts/public-key").get_data(as_text=True)
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----")
+    with app.app_context():
+        token = receipts.receipt_token(app, paid)
+    claim = read_token(token, load_public_key(pem))
+    assert claim.receipt_no == paid.receipt.receipt_no and claim.amount_vnd == 2_160_000
+
+
+def test_cli_verify_receipt_online_and_offline(app, paid, db_url, tmp_path):
+    import os
+
+    with app.app_context():
+        url = receipts.verify_url(app, paid)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINAL_")}
+    env.update(
+        TERMINAL_DATABASE_URL=db_url,
+        TERMINAL_SECRET_KEY=SECRET,
+        TERMINAL_RECEIPTS_DIR=str(tmp_path / "r"),
+    )
+    script = str(Path(sys.executable).parent / "payout-terminal")
+    online = subprocess.run(
+        [script, "verify-receipt", url], env=env, capture_output=True, text=True
+    )
+    assert online.returncode == 0 and online.stdout.startswith("GENUINE: ")
+    key = tmp_path / "key.pem"
+    key.write_text(
+        subprocess.run(
+            [script, "verify-receipt", "--print-public-key"],
+            env=env,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    offline = subprocess.run(
+        [script, "verify-receipt", url, "--public-key", str(key)],
+        env={
+            "PATH": env["PATH"],
+            "TERMINAL_SECRET_KEY": "z" * 40,
+            "TERMINAL_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}",
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert offline.returncode == 0, offline.stderr
+    assert "signature good" in offline.stdout
+    tampered = subprocess.run(
+        [script, "verify-receipt", _flip(url.split("/r/")[1], 9)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert tampered.returncode == 1 and "NOT GENUINE" in tampered.stdout
+
+
+def test_reprint_is_marked_counted_and_audited(app, paid, session, world):
+    with app.app_context():
+        data = receipts.reprint_pdf(app, session, world.users["clerk"], paid)
+        data2 = receipts.reprint_pdf(app, session, world.users["clerk"], paid)
+    assert "BẢN IN LẠI (lần 1)" in pdf_text(data)
+    assert "BẢN IN LẠI (lần 2)" in pdf_text(data2)
+    session.rollback()
+    assert session.scalar(select(Receipt.reprint_count)) == 2
+    events = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "receipt.reprinted")
+    ).all()
+    assert len(events) == 2
+
+
+def test_hostile_names_render_as_text(app, world, session, client):
+    person = make_beneficiary(
+        session,
+        "TTH0000099",
+        commune=world.point_a.communes[0],
+        full_name="Nguyễn Văn An",
+        id_number="046160000099",
+    )
+    person.full_name = HOSTILE[:200]
+    session.commit()
+    set_float(session, "HTBD")
+    clerk = world.users["clerk"]
+    result = counter.verify_collector(
+        session,
+        clerk,
+        beneficiary_code=person.code,
+        collector="beneficiary",
+        id_number="046160000099",
+    )
+    due = counter.beneficiary_file(session, clerk, person.code).due
+    payout = payouts.record_payout(
+        session, clerk, payouts.PayoutOrder(result.verification.id, (due[0].id,), "cash", None)
+    )
+    with app.app_context():
+        data = receipts.original_pdf(app, session, payout)
+        token = receipts.receipt_token(app, payout)
+    text = pdf_text(data).replace(" ", "")
+    assert '<script>alert("x")</script>' in text
+    html = client.get(f"/r/{token}").get_data(as_text=True)
+    assert "<script>alert" not in html
+
+
+def test_public_check_is_rate_limited(client, app, paid):
+    with app.app_context():
+        token = receipts.receipt_token(app, paid)
+    statuses = [client.get(f"/r/{token}").status_code for _ in range(35)]
+    assert statuses[:30] == [200] * 30
+    assert 429 in statuses[30:]
