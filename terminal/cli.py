@@ -137,8 +137,15 @@ def create_user(
 
 @click.command("seed-demo")
 @click.option("--if-empty", is_flag=True, help="Do nothing (but print the logins) if not empty.")
+@click.option(
+    "--scale",
+    type=click.FloatRange(0.001, 10.0),
+    default=1.0,
+    show_default=True,
+    help="Size of the roster relative to the 2021 pilot (13,080 people).",
+)
 @service_command
-def seed_demo(if_empty: bool) -> None:
+def seed_demo(if_empty: bool, scale: float) -> None:
     """Fill an empty database with demo data and print the demo logins."""
     from terminal.services import demo
 
@@ -146,10 +153,12 @@ def seed_demo(if_empty: bool) -> None:
         if not demo.is_empty(session):
             if if_empty:
                 if demo.has_demo_users(session):
+                    demo.ensure_demo_floats(session)
                     _print_logins(demo.DEMO_LOGINS)
                 return
             raise click.ClickException("the database is not empty; seed-demo fills a new one")
-        logins = demo.seed(session)
+        click.echo("Creating the demo: the 2021 pilot's points, users and roster...")
+        logins = demo.seed(session, scale=scale)
         _print_logins(logins)
 
 
@@ -223,6 +232,35 @@ def print_report(report: Any) -> None:
         shown = ", ".join(report.missing_codes[:50])
         more = f" and {report.missing - 50:,} more" if report.missing > 50 else ""
         click.echo(f"Missing from the list: {shown}{more}")
+
+
+@click.command("generate")
+@click.option("--beneficiaries", type=click.IntRange(1, 3_000_000), required=True)
+@click.option("--periods", type=click.IntRange(1, 36), default=1, show_default=True)
+@click.option("--seed", type=int, default=2021, show_default=True)
+@service_command
+def generate(beneficiaries: int, periods: int, seed: int) -> None:
+    """Write synthetic data at province or country scale, for benchmarks."""
+    from terminal.services.synthetic import generate as run_generate
+
+    with (
+        _session() as session,
+        click.progressbar(length=beneficiaries, label="Generating", file=sys.stderr) as bar,
+    ):
+        done = [0]
+
+        def advance(count: int) -> None:
+            bar.update(count - done[0])
+            done[0] = count
+
+        report = run_generate(
+            session, beneficiaries=beneficiaries, periods=periods, seed=seed, progress=advance
+        )
+    click.echo(
+        f"generated {report.beneficiaries:,} beneficiaries, {report.proxies:,} proxies, "
+        f"{report.entitlements:,} entitlements, {report.payouts:,} payouts "
+        f"in {report.seconds:.1f} s"
+    )
 
 
 @click.command("verify-receipt")
@@ -333,6 +371,7 @@ commands = [
     create_user,
     import_roster,
     seed_demo,
+    generate,
     verify_receipt,
     audit_verify,
     serve,

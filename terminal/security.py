@@ -11,15 +11,24 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
-# Checked against when the username is unknown, so both cases cost the same time.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# Checked against when the username is unknown, so both cases cost the same time;
+# made on first use (argon2 takes 64 MiB for a moment: not at every import).
+_dummy_hash: str | None = None
 
 
 def use_fast_hashing() -> None:
     """Make hashing cheap (tests only: thousands of logins would take minutes)."""
-    global _hasher, _DUMMY_HASH
+    global _hasher, _dummy_hash
     _hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    _DUMMY_HASH = _hasher.hash("dummy")
+    _dummy_hash = None
+
+
+def _dummy() -> str:
+    """Return a hash of a random password, for unknown usernames."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash(secrets.token_urlsafe(16))
+    return _dummy_hash
 
 
 def hash_password(password: str) -> str:
@@ -30,7 +39,7 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Check a password against its hash in constant-ish time, also for unknown users."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -7,6 +7,7 @@ keyboard, scanner or Unicode normal form produced it.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -98,12 +99,25 @@ _TRAILING_POINT_ZERO = re.compile(r"([0-9]+)\.0")
 _SCIENTIFIC = re.compile(r"([0-9])(?:\.([0-9]+))?[eE]\+?([0-9]{1,2})")
 
 
+# Anything clean_text would change: whitespace other than a single inner space,
+# control characters, invisible characters. Text without any (and already NFC) is
+# returned as it is, which is most of a spreadsheet.
+_NEEDS_CLEANING = re.compile(
+    "[^\\S ]|  |^ | $|[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+    "\u2066-\u2069\ufeff]"
+)
+
+
 def clean_text(value: str | None, *, max_len: int | None = None) -> str:
     """Return `value` NFC-normalised, without invisible characters, whitespace collapsed."""
     if value is None:
         return ""
     if not isinstance(value, str):
         raise TypeError(f"clean_text expects str or None, not {type(value).__name__}")
+    if not _NEEDS_CLEANING.search(value) and unicodedata.is_normalized("NFC", value):
+        if max_len is not None and len(value) > max_len:
+            raise TextTooLong(f"text is {len(value)} characters long, the limit is {max_len}")
+        return value
     kept: list[str] = []
     for char in value:
         if char in _INVISIBLE:
@@ -144,6 +158,7 @@ def clean_name(value: str | None) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=8192)
 def fold(value: str) -> str:
     """Return the accent-free, case-free search key of `value` ("Nguyễn" -> "nguyen")."""
     text = clean_text(value).casefold()

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from terminal.db import make_engine
 from terminal.models import PayoutPoint, User
@@ -235,8 +235,8 @@ def test_unreachable_database_gives_one_line(run):
     assert "cannot open the database" in line
 
 
-def test_seed_demo_prints_logins_and_refuses_a_full_database(run):
-    seeded = run("seed-demo")
+def test_seed_demo_prints_logins_and_refuses_a_full_database(run, db_url):
+    seeded = run("seed-demo", "--scale", "0.05")
     assert seeded.returncode == 0, seeded.stderr
     for username in ("clerk", "agent", "delivery", "supervisor", "auditor", "admin"):
         assert f"  {username} " in seeded.stdout
@@ -245,6 +245,21 @@ def test_seed_demo_prints_logins_and_refuses_a_full_database(run):
     quiet = run("seed-demo", "--if-empty")
     assert quiet.returncode == 0
     assert "clerk-demo-2021" in quiet.stdout
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        people = conn.execute(text("SELECT count(*) FROM beneficiaries")).scalar()
+        due = conn.execute(text("SELECT count(*) FROM entitlements WHERE status = 'due'")).scalar()
+        floats = conn.execute(text("SELECT count(*) FROM cash_floats")).scalar()
+    engine.dispose()
+    assert people == round(4716 * 0.05) + round(8364 * 0.05)
+    assert 0 < due <= people and floats == 3
+
+
+def test_generate_writes_synthetic_data(run):
+    result = run("generate", "--beneficiaries", "500", "--periods", "2")
+    assert result.returncode == 0, result.stderr
+    assert "generated 500 beneficiaries" in result.stdout
+    assert "Error" in one_line_error(run("generate", "--beneficiaries", "0"))
 
 
 def test_audit_verify(run, db_url):

@@ -10,40 +10,10 @@ from sqlalchemy.orm import Session
 from terminal.models import PointKind, ReceiptFormat, Role, User
 from terminal.services import auth as auth_service
 from terminal.services import places
+from terminal.services.synthetic import PILOT_DISTRICTS
 
-HUONG_THUY = (
-    "Phú Bài",
-    "Thủy Dương",
-    "Thủy Phương",
-    "Thủy Châu",
-    "Thủy Lương",
-    "Thủy Vân",
-    "Thủy Thanh",
-    "Thủy Bằng",
-    "Thủy Tân",
-    "Thủy Phù",
-    "Phú Sơn",
-    "Dương Hòa",
-)
-PHU_LOC = (
-    "Phú Lộc",
-    "Lăng Cô",
-    "Vinh Mỹ",
-    "Vinh Hưng",
-    "Vinh Hiền",
-    "Giang Hải",
-    "Lộc Bình",
-    "Lộc Vĩnh",
-    "Lộc Tiến",
-    "Lộc Thủy",
-    "Lộc Trì",
-    "Lộc Điền",
-    "Lộc An",
-    "Lộc Hòa",
-    "Lộc Sơn",
-    "Lộc Bổn",
-    "Xuân Lộc",
-)
+# The pilot's communes, as the synthetic roster knows them.
+HUONG_THUY, PHU_LOC = (district.communes for district in PILOT_DISTRICTS)
 
 POINTS = (
     (
@@ -132,6 +102,63 @@ def seed_points_and_users(session: Session) -> list[DemoLogin]:
     return list(DEMO_LOGINS)
 
 
-def seed(session: Session) -> list[DemoLogin]:
-    """Fill an empty database with the demo data; return the logins to print."""
-    return seed_points_and_users(session)
+DEMO_FLOAT_VND = 500_000_000
+
+
+def seed(session: Session, *, scale: float = 1.0) -> list[DemoLogin]:
+    """Fill an empty database with the demo data; return the logins to print.
+
+    The pilot's points and users, its synthetic roster with an open period for this
+    month, and today's cash advance at every demo point.
+    """
+    from terminal.services.counter import today_local
+    from terminal.services.synthetic import demo_roster
+
+    logins = seed_points_and_users(session)
+    demo_roster(session, period=today_local().strftime("%Y-%m"), scale=scale)
+    ensure_demo_floats(session)
+    return logins
+
+
+def ensure_demo_floats(session: Session) -> int:
+    """Give every demo point today's cash advance if it has none (demo only)."""
+    from terminal.db import write_transaction
+    from terminal.models import CashFloat, PayoutPoint
+    from terminal.services.audit import record_event
+    from terminal.services.counter import today_local
+
+    today = today_local()
+    supervisor = session.scalar(select(User).where(User.username == "supervisor"))
+    if supervisor is None:
+        return 0
+    added = 0
+    with write_transaction(session):
+        for code, *_rest in POINTS:
+            point = session.scalar(select(PayoutPoint).where(PayoutPoint.code == code))
+            if point is None:
+                continue
+            exists = session.scalar(
+                select(CashFloat.id).where(
+                    CashFloat.point_id == point.id, CashFloat.business_date == today
+                )
+            )
+            if exists is not None:
+                continue
+            row = CashFloat(
+                point_id=point.id,
+                business_date=today,
+                advance_vnd=DEMO_FLOAT_VND,
+                recorded_by_id=supervisor.id,
+            )
+            session.add(row)
+            session.flush()
+            record_event(
+                session,
+                actor="seed-demo",
+                action="cash_float.set",
+                object_type="cash_float",
+                object_id=row.id,
+                data={"day": today.isoformat(), "advance_vnd": [None, DEMO_FLOAT_VND]},
+            )
+            added += 1
+    return added

@@ -388,10 +388,16 @@ class _ImportRun:
                 created_at=now,
             )
             values.append(item)
-        inserted = self.session.execute(
-            insert(Beneficiary).returning(Beneficiary.id, Beneficiary.code), values
-        ).all()
-        ids = {code: id_ for id_, code in inserted}
+        # A plain executemany, then one query for the new ids: much faster than
+        # RETURNING per row, which SQLite's driver answers one statement at a time.
+        self.session.execute(insert(Beneficiary.__table__), values)
+        ids = dict(
+            self.session.execute(
+                select(Beneficiary.code, Beneficiary.id).where(
+                    Beneficiary.code.in_([row.code for row in rows])
+                )
+            ).all()
+        )
         proxies = [self._proxy_values(row, ids[row.code], now) for row in rows if row.has_proxy]
         if proxies:
             self.session.execute(insert(Proxy), proxies)

@@ -61,7 +61,11 @@ def server_env(db_url, tmp_path):
 def live_server(server_env):
     """Seed the demo data and serve the terminal with gunicorn; yield its base URL."""
     seeded = subprocess.run(
-        [str(SCRIPT), "seed-demo"], env=server_env, capture_output=True, text=True, timeout=300
+        [str(SCRIPT), "seed-demo", "--scale", "0.01"],
+        env=server_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert seeded.returncode == 0, seeded.stderr
     port = _free_port()

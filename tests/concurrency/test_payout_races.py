@@ -76,7 +76,10 @@ def race_server(db_url, tmp_path, request):
     port = _free_port()
     process = subprocess.Popen(
         [str(SCRIPT), "serve", "--port", str(port), "--workers", "4"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -110,7 +113,10 @@ def owed(session):
         make_user(session, f"clerk{n}", "clerk", point="HTBD")
     people = [
         make_beneficiary(
-            session, f"TTH{n:07d}", commune=point.communes[0], id_number=f"0461600{n:05d}",
+            session,
+            f"TTH{n:07d}",
+            commune=point.communes[0],
+            id_number=f"0461600{n:05d}",
             full_name="Nguyễn Văn An",
         )
         for n in range(ENTITLEMENTS)
@@ -121,7 +127,9 @@ def owed(session):
 
 def _worker(base: str, username: str, codes: list[str], barrier, results) -> None:
     """Try to pay every beneficiary's entitlements, in a random order."""
-    status, body = call(base, "POST", "/api/v1/tokens", {"username": username, "password": PASSWORD})
+    status, body = call(
+        base, "POST", "/api/v1/tokens", {"username": username, "password": PASSWORD}
+    )
     token = body["token"]
     plan = []
     for code in codes:
@@ -132,15 +140,28 @@ def _worker(base: str, username: str, codes: list[str], barrier, results) -> Non
     barrier.wait()
     for code, entitlement_id, _ in plan:
         number = f"0461600{int(code[3:]):05d}"
-        status, body = call(base, "POST", "/api/v1/verifications",
-                            {"beneficiary_code": code, "collector": "beneficiary", "id_number": number},
-                            token=token)
+        status, body = call(
+            base,
+            "POST",
+            "/api/v1/verifications",
+            {"beneficiary_code": code, "collector": "beneficiary", "id_number": number},
+            token=token,
+        )
         if status != 201:
             outcomes.append(("verify", status, body.get("error")))
             continue
-        status, body = call(base, "POST", "/api/v1/payouts",
-                            {"verification_id": body["verification_id"], "entitlement_ids": [entitlement_id],
-                             "channel": "cash"}, token=token, key=str(uuid.uuid4()))
+        status, body = call(
+            base,
+            "POST",
+            "/api/v1/payouts",
+            {
+                "verification_id": body["verification_id"],
+                "entitlement_ids": [entitlement_id],
+                "channel": "cash",
+            },
+            token=token,
+            key=str(uuid.uuid4()),
+        )
         outcomes.append(("pay", status, body.get("error") or body.get("receipt_no")))
     results.put(outcomes)
 
@@ -162,7 +183,9 @@ def _run_workers(base: str, codes: list[str]) -> list[tuple]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("race_server", [False, True], ids=["app-check", "db-guard-only"], indirect=True)
+@pytest.mark.parametrize(
+    "race_server", [False, True], ids=["app-check", "db-guard-only"], indirect=True
+)
 def test_eight_processes_pay_twenty_entitlements_exactly_once(race_server, owed, session):
     outcomes = _run_workers(race_server, [p.code for p in owed])
     statuses = [status for kind, status, _ in outcomes if kind == "pay"]
@@ -175,7 +198,10 @@ def test_eight_processes_pay_twenty_entitlements_exactly_once(race_server, owed,
     assert session.scalar(select(func.count(Payout.id))) == ENTITLEMENTS
     live = select(func.count(PayoutLine.id)).where(PayoutLine.reversed_at.is_(None))
     assert session.scalar(live) == ENTITLEMENTS
-    assert session.scalar(select(func.count(Entitlement.id)).where(Entitlement.status == "paid")) == ENTITLEMENTS
+    assert (
+        session.scalar(select(func.count(Entitlement.id)).where(Entitlement.status == "paid"))
+        == ENTITLEMENTS
+    )
     seqs = sorted(session.scalars(select(Receipt.seq)))
     assert seqs == list(range(1, ENTITLEMENTS + 1))  # gapless receipt numbers
     recorded = select(func.count(AuditEvent.seq)).where(AuditEvent.action == "payout.recorded")
@@ -191,20 +217,31 @@ def _replayer(base: str, body: dict, key: str, token: str, barrier, results) -> 
 @pytest.mark.slow
 def test_idempotent_replay_under_concurrency_pays_once(race_server, owed, session):
     base = race_server
-    token = call(base, "POST", "/api/v1/tokens", {"username": "clerk0", "password": PASSWORD})[1]["token"]
+    token = call(base, "POST", "/api/v1/tokens", {"username": "clerk0", "password": PASSWORD})[1][
+        "token"
+    ]
     code = owed[0].code
     detail = call(base, "GET", f"/api/v1/beneficiaries/{code}", token=token)[1]
-    verification = call(base, "POST", "/api/v1/verifications",
-                        {"beneficiary_code": code, "collector": "beneficiary", "id_number": "046160000000"},
-                        token=token)[1]
-    body = {"verification_id": verification["verification_id"],
-            "entitlement_ids": [detail["entitlements"][0]["id"]], "channel": "cash"}
+    verification = call(
+        base,
+        "POST",
+        "/api/v1/verifications",
+        {"beneficiary_code": code, "collector": "beneficiary", "id_number": "046160000000"},
+        token=token,
+    )[1]
+    body = {
+        "verification_id": verification["verification_id"],
+        "entitlement_ids": [detail["entitlements"][0]["id"]],
+        "channel": "cash",
+    }
     key = str(uuid.uuid4())
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(WORKERS)
     results = context.Queue()
-    processes = [context.Process(target=_replayer, args=(base, body, key, token, barrier, results))
-                 for _ in range(WORKERS)]
+    processes = [
+        context.Process(target=_replayer, args=(base, body, key, token, barrier, results))
+        for _ in range(WORKERS)
+    ]
     for process in processes:
         process.start()
     answers = [results.get(timeout=120) for _ in processes]
