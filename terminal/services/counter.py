@@ -153,9 +153,18 @@ def classify_query(q: str) -> tuple[str, str]:
     return ("name", key) if key else ("empty", "")
 
 
-def _like_prefix(value: str) -> str:
-    """Escape LIKE wildcards and add the prefix wildcard."""
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def _prefix_match(column: Any, value: str, dialect: str) -> Any:
+    """Return "column starts with value" in a form the database answers from an index.
+
+    SQLite uses an index for a prefix pattern only when the match is case-sensitive,
+    as GLOB is (the keys are folded to lower case already); PostgreSQL uses the
+    text_pattern_ops index for LIKE 'prefix%'.
+    """
+    if dialect == "sqlite":
+        escaped = re.sub(r"([*?\[\]])", r"[\1]", value)
+        return column.op("GLOB")(escaped + "*")
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(escaped + "%", escape="\\")
 
 
 def search(
@@ -190,11 +199,11 @@ def search(
     elif kind == "code":
         query = query.where(Beneficiary.code == value)
     else:
-        pattern = _like_prefix(value)
+        dialect = session.get_bind().dialect.name
         query = query.where(
             or_(
-                Beneficiary.name_key.like(pattern, escape="\\"),
-                Beneficiary.given_key.like(pattern, escape="\\"),
+                _prefix_match(Beneficiary.name_key, value, dialect),
+                _prefix_match(Beneficiary.given_key, value, dialect),
             )
         )
     if commune:

@@ -501,3 +501,43 @@ def test_payout_log_and_csv(client, clerk, people, world):
     assert client.get("/api/v1/payouts", headers=other_point).get_json()["items"] == []
     auditor = bearer(api_token(client, "auditor1"))
     assert len(client.get("/api/v1/payouts", headers=auditor).get_json()["items"]) == 1
+
+
+@pytest.mark.parametrize("q", ["nguyen thi", "hoa", "046160000001", "TTH0000002", "0928816302"])
+def test_search_is_answered_from_indexes(app, session, clerk, people, q):
+    """No full scan of the beneficiaries table, whatever the query (see PERFORMANCE.md)."""
+    from sqlalchemy import event
+
+    from terminal.db import get_engine
+
+    seen = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if "FROM beneficiaries" in statement and "LIMIT" in statement:
+            seen.append((statement, parameters))
+
+    engine = get_engine(app)
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        from terminal.services import counter
+
+        counter.search(session, _clerk(session), q)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    statement, parameters = seen[-1]
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+            details = " | ".join(str(row[-1]) for row in plan)
+            assert "SCAN beneficiaries" not in details, details
+        else:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = conn.exec_driver_sql("EXPLAIN " + statement, parameters).scalars().all()
+            details = " | ".join(plan)
+            assert "Seq Scan on beneficiaries" not in details, details
+
+
+def _clerk(session):
+    from terminal.models import User
+
+    return session.scalars(select(User).where(User.username == "clerk1")).one()

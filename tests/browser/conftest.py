@@ -46,19 +46,27 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server_env(db_url, tmp_path):
+def server_port():
+    """Return the port the served terminal will listen on."""
+    return _free_port()
+
+
+@pytest.fixture
+def server_env(db_url, tmp_path, server_port):
     """Return the environment of a served terminal on the test database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINAL_")}
     env.update(
         TERMINAL_DATABASE_URL=db_url,
         TERMINAL_SECRET_KEY=SECRET,
         TERMINAL_RECEIPTS_DIR=str(tmp_path / "receipts"),
+        # Receipt QR codes point at this very server, so a test can follow them.
+        TERMINAL_PUBLIC_URL=f"http://127.0.0.1:{server_port}",
     )
     return env
 
 
 @pytest.fixture
-def live_server(server_env):
+def live_server(server_env, server_port):
     """Seed the demo data and serve the terminal with gunicorn; yield its base URL."""
     seeded = subprocess.run(
         [str(SCRIPT), "seed-demo", "--scale", "0.01"],
@@ -68,7 +76,7 @@ def live_server(server_env):
         timeout=300,
     )
     assert seeded.returncode == 0, seeded.stderr
-    port = _free_port()
+    port = server_port
     process = subprocess.Popen(
         [str(SCRIPT), "serve", "--port", str(port), "--workers", "2"],
         env=server_env,

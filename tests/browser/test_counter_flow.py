@@ -12,7 +12,8 @@ from tests.browser.conftest import SCRIPT, shoot
 
 pytestmark = pytest.mark.browser
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "sample-roster.csv"
+# A copy of shared/data/sample-roster.csv, so the suite runs from any clone.
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample-roster.csv"
 
 
 @pytest.fixture
@@ -162,3 +163,33 @@ def test_counter_on_a_tablet(tablet, counter_server):
         box = tablet.get_by_test_id(testid).bounding_box()
         assert box["height"] >= 48
     shoot(tablet, "counter-tablet-beneficiary")
+
+
+def test_the_receipt_qr_opens_a_page_saying_genuine(page, counter_server):
+    """Pay, print the receipt, decode its QR like a phone would, and follow it."""
+    import pypdfium2
+    import zxingcpp
+
+    base = counter_server
+    record_cash_advance(page, base)
+    sign_in(page, base, "clerk")
+    page.goto(base + "/counter/b/TTH0000002")
+    page.locator("label.choice", has_text="Phạm Văn Thủy").click()
+    page.get_by_test_id("identity").fill("046071390487")
+    page.get_by_test_id("verify-submit").click()
+    page.get_by_test_id("pay-submit").click()
+    page.get_by_test_id("result-paid").wait_for()
+    pdf_url = page.get_by_test_id("print").get_attribute("href")
+    pdf = page.request.get(base + pdf_url)
+    assert pdf.headers["content-type"] == "application/pdf"
+    document = pypdfium2.PdfDocument(pdf.body())
+    image = document[0].render(scale=200 / 72).to_pil()
+    document.close()
+    codes = [code.text for code in zxingcpp.read_barcodes(image)]
+    assert len(codes) == 1 and codes[0].startswith(base + "/r/")
+    visitor = page.context.browser.new_page()  # a phone: nobody signed in
+    visitor.goto(codes[0])
+    visitor.get_by_test_id("verdict-genuine").wait_for()
+    assert "540.000 đ" in visitor.get_by_test_id("check-amount").inner_text()
+    shoot(visitor, "receipt-check-genuine")
+    visitor.close()

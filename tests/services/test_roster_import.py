@@ -29,7 +29,8 @@ from terminal.services.errors import Refused
 from terminal.services.roster import import_roster
 from terminal.services.roster_file import COLUMNS, RosterFileError
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "sample-roster.csv"
+# A copy of shared/data/sample-roster.csv, so the suite runs from any clone.
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample-roster.csv"
 TODAY = date(2021, 10, 15)
 HEADERS = list(COLUMNS.values())
 

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from terminal.models import Beneficiary, Period, PeriodStatus, RosterImport
 from tests.conftest import csrf_from
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "sample-roster.csv"
+# A copy of shared/data/sample-roster.csv, so the suite runs from any clone.
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample-roster.csv"
 
 
 def upload(client, content: bytes, name: str = "roster.csv", period: str = "2021-10"):
