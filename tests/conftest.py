@@ -89,6 +89,8 @@ def db_url(database_template: str, tmp_path: Path) -> str:
                     )
                 ).scalars()
             )
+        # A connection some test left open would make TRUNCATE wait for ever: fail fast.
+        conn.execute(text("SET LOCAL lock_timeout = '20s'"))
         conn.execute(text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE"))
         conn.execute(
             text("INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, :h)"),

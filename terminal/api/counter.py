@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Response, current_app, g, request, stream_with_context
+from flask import Response, current_app, g, request
 
 from terminal.api import endpoint, parse_body, parse_query, reply
 from terminal.api.schemas import (
@@ -27,7 +27,7 @@ from terminal.api.schemas import (
     VerificationRequest,
     VerificationResponse,
 )
-from terminal.db import get_session
+from terminal.db import get_session, new_session
 from terminal.formatting import to_local
 from terminal.models import Beneficiary
 from terminal.services import counter, payout_log, payouts, receipts
@@ -269,9 +269,12 @@ def list_payouts() -> Any:
     session = get_session()
     wants_csv = request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
     if wants_csv:
-        rows = payout_log.csv_lines(session, g.user, filters)
+        # Check the filters now, so a bad one is a 400 and not a broken stream.
+        payout_log.page(session, g.user, filters, after=None, limit=1)
+        app = current_app._get_current_object()  # the generator runs after the request
+        rows = payout_log.csv_lines(lambda: new_session(app), g.user.id, filters)
         log.info("payout log exported as CSV by %s", g.user.username)
-        response = Response(stream_with_context(rows), mimetype="text/csv")
+        response = Response(rows, mimetype="text/csv")
         response.headers["Content-Disposition"] = 'attachment; filename="payouts.csv"'
         return response
     page, cursor = payout_log.page(session, g.user, filters, after=query.cursor, limit=query.limit)

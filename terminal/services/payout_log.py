@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -139,8 +140,23 @@ def safe_cell(value: Any) -> str:
     return text
 
 
-def csv_lines(session: Session, user: User, filters: PayoutFilter) -> Iterator[str]:
-    """Yield the whole filtered log as CSV, a batch of rows at a time."""
+def csv_lines(
+    open_session: Callable[[], Session], user_id: int, filters: PayoutFilter
+) -> Iterator[str]:
+    """Yield the whole filtered log as CSV, a batch of rows at a time.
+
+    The rows are read with a session of the generator's own: a streamed response
+    outlives the request, whose session is closed before the first row is sent.
+    """
+    with closing(open_session()) as session:
+        user = session.get(User, user_id)
+        if user is None:
+            return
+        yield from _csv_rows(session, user, filters)
+
+
+def _csv_rows(session: Session, user: User, filters: PayoutFilter) -> Iterator[str]:
+    """Yield the CSV text of the log, batch by batch."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)

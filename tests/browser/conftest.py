@@ -7,20 +7,16 @@ Screenshots go to tests/screenshots/ (ignored by git) for people to look at.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SECRET
+from tests.servers import SCRIPT, free_port, served
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parent.parent / "screenshots"
-SCRIPT = Path(sys.executable).parent / "payout-terminal"
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -39,16 +35,10 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server_port():
     """Return the port the served terminal will listen on."""
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture
@@ -76,33 +66,8 @@ def live_server(server_env, server_port):
         timeout=300,
     )
     assert seeded.returncode == 0, seeded.stderr
-    port = server_port
-    process = subprocess.Popen(
-        [str(SCRIPT), "serve", "--port", str(port), "--workers", "2"],
-        env=server_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/login", timeout=2).read()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError(
-                    f"server did not start: {process.stderr.read()[-2000:]}"
-                ) from None
-            time.sleep(0.2)
-    yield base
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with served(server_env, port=server_port, workers=2) as server:
+        yield server.base
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,9 @@ import json
 import multiprocessing
 import os
 import random
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -29,16 +24,10 @@ from terminal.models import AuditEvent, Entitlement, Payout, PayoutLine, Receipt
 from terminal.services.audit import verify_chain
 from tests.conftest import SECRET
 from tests.factories import PASSWORD, make_beneficiary, make_point, make_user, set_float
+from tests.servers import free_port, served
 
-SCRIPT = Path(sys.executable).parent / "payout-terminal"
 WORKERS = 8
 ENTITLEMENTS = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def call(base: str, method: str, path: str, body=None, token=None, key=None):
@@ -73,35 +62,12 @@ def race_server(db_url, tmp_path, request):
     )
     if skip_check:
         env.update(TERMINAL_TESTING="true", TERMINAL_TESTING_SKIP_PAID_CHECK="true")
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(SCRIPT), "serve", "--port", str(port), "--workers", "4"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/login", timeout=2).read()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError(process.stderr.read()[-2000:]) from None
-            time.sleep(0.2)
-    yield base
-    process.terminate()
-    try:
-        _out, errors = process.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _out, errors = process.communicate()
+    with served(env, port=free_port(), workers=4) as server:
+        yield server.base
+    log = server.log()
     # No request may have hit "database is locked" or a stack trace.
-    assert "database is locked" not in errors
-    assert "Traceback" not in errors, errors[-3000:]
+    assert "database is locked" not in log
+    assert "Traceback" not in log, log[-3000:]
 
 
 @pytest.fixture

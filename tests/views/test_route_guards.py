@@ -153,3 +153,23 @@ def test_get_on_post_only_routes_is_405(app, world):
     client = app.test_client()
     for url in ("/logout", "/lang"):
         assert client.get(url).status_code == 405
+
+
+@pytest.mark.parametrize("role", ["clerk", "supervisor", "admin"])
+def test_every_page_post_refuses_a_missing_or_foreign_csrf_token(app, world, role):
+    """RELIABILITY S14: forms without their own session's CSRF token change nothing."""
+    from tests.conftest import login
+
+    client = app.test_client()
+    login(client, world.users[role].username)
+    other = app.test_client()
+    login(other, world.users[role].username)
+    foreign = csrf_from(other.get("/").get_data(as_text=True))
+    for endpoint, method, url in routes(app):
+        if method != "POST" or url.startswith("/api/"):
+            continue
+        for data in ({}, {"csrf_token": "forged"}, {"csrf_token": foreign}):
+            response = client.post(url, data=data)
+            assert response.status_code in (400, 403), (endpoint, data, response.status_code)
+    # Still signed in: the refusals changed nothing.
+    assert client.get("/").status_code == 200
