@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,7 +34,6 @@ def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 1
         engine = create_engine(
             url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True
         )
-        _setup_postgresql(engine)
     return engine
 
 
@@ -63,10 +62,6 @@ def _setup_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int) -> Non
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
-
-
-def _setup_postgresql(engine: Engine) -> None:
-    """Nothing to set per connection; durability is checked by check_durability."""
 
 
 def check_durability(engine: Engine) -> None:
@@ -152,22 +147,3 @@ def write_transaction(session: Session) -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
-
-
-def is_sqlite(session_or_engine: Session | Engine) -> bool:
-    """Tell whether the bound database is SQLite."""
-    bind = (
-        session_or_engine.get_bind()
-        if isinstance(session_or_engine, Session)
-        else session_or_engine
-    )
-    return bind.dialect.name == "sqlite"
-
-
-def ping(session: Session) -> bool:
-    """Tell whether the database answers."""
-    try:
-        session.execute(text("SELECT 1"))
-        return True
-    except OperationalError:
-        return False

@@ -124,8 +124,8 @@ def ensure_demo_floats(session: Session) -> int:
     """Give every demo point today's cash advance if it has none (demo only)."""
     from terminal.db import write_transaction
     from terminal.models import CashFloat, PayoutPoint
-    from terminal.services.audit import record_event
     from terminal.services.counter import today_local
+    from terminal.services.payouts import write_cash_float
 
     today = today_local()
     supervisor = session.scalar(select(User).where(User.username == "supervisor"))
@@ -144,21 +144,14 @@ def ensure_demo_floats(session: Session) -> int:
             )
             if exists is not None:
                 continue
-            row = CashFloat(
-                point_id=point.id,
-                business_date=today,
-                advance_vnd=DEMO_FLOAT_VND,
-                recorded_by_id=supervisor.id,
-            )
-            session.add(row)
-            session.flush()
-            record_event(
+            write_cash_float(
                 session,
+                None,
+                point_id=point.id,
+                day=today,
+                advance_vnd=DEMO_FLOAT_VND,
+                recorded_by=supervisor,
                 actor="seed-demo",
-                action="cash_float.set",
-                object_type="cash_float",
-                object_id=row.id,
-                data={"day": today.isoformat(), "advance_vnd": [None, DEMO_FLOAT_VND]},
             )
             added += 1
     return added

@@ -57,14 +57,17 @@ class PayoutFilter:
     commune: str | None = None
     status: str | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse a range that ends before it starts."""
+        if self.date_from and self.date_to and self.date_to < self.date_from:
+            raise InvalidInput("'to' is before 'from'", code="invalid_request")
+
 
 def _query(user: User, filters: PayoutFilter) -> Select[Any]:
     """Build the log query within what the user may see."""
     query = select(Payout)
     if user.role not in (Role.AUDITOR, Role.ADMIN):
         query = query.where(Payout.point_id == (user.payout_point_id or -1))
-    if filters.date_from and filters.date_to and filters.date_to < filters.date_from:
-        raise InvalidInput("'to' is before 'from'", code="invalid_request")
     if filters.date_from:
         start = datetime(
             filters.date_from.year, filters.date_from.month, filters.date_from.day, tzinfo=VIETNAM

@@ -622,27 +622,49 @@ def set_cash_float(
                 code="advance_below_paid",
                 paid=paid,
             )
-        before = row.advance_vnd if row else None
-        if row is None:
-            row = CashFloat(
-                point_id=user.payout_point_id,
-                business_date=day,
-                advance_vnd=advance_vnd,
-                recorded_by_id=user.id,
-            )
-            session.add(row)
-        else:
-            row.advance_vnd = advance_vnd
-            row.updated_at = utcnow()
-        session.flush()
-        record_event(
+        row = write_cash_float(
             session,
-            actor=user.username,
-            action="cash_float.set",
-            object_type="cash_float",
-            object_id=row.id,
-            data={"day": day.isoformat(), "advance_vnd": [before, advance_vnd]},
+            row,
+            point_id=user.payout_point_id,
+            day=day,
+            advance_vnd=advance_vnd,
+            recorded_by=user,
         )
+    return row
+
+
+def write_cash_float(
+    session: Session,
+    row: CashFloat | None,
+    *,
+    point_id: int,
+    day: date,
+    advance_vnd: int,
+    recorded_by: User,
+    actor: str | None = None,
+) -> CashFloat:
+    """Create or replace a day's advance, with its audit event, in the caller's transaction."""
+    before = row.advance_vnd if row else None
+    if row is None:
+        row = CashFloat(
+            point_id=point_id,
+            business_date=day,
+            advance_vnd=advance_vnd,
+            recorded_by_id=recorded_by.id,
+        )
+        session.add(row)
+    else:
+        row.advance_vnd = advance_vnd
+        row.updated_at = utcnow()
+    session.flush()
+    record_event(
+        session,
+        actor=actor or recorded_by.username,
+        action="cash_float.set",
+        object_type="cash_float",
+        object_id=row.id,
+        data={"day": day.isoformat(), "advance_vnd": [before, advance_vnd]},
+    )
     return row
 
 

@@ -177,12 +177,3 @@ def get_point(session: Session, code: str) -> PayoutPoint:
 def list_points(session: Session) -> list[PayoutPoint]:
     """Return every payout point, by code."""
     return list(session.scalars(select(PayoutPoint).order_by(PayoutPoint.code)))
-
-
-def list_districts(session: Session) -> list[Area]:
-    """Return every district, by name."""
-    return list(
-        session.scalars(
-            select(Area).where(Area.level == AreaLevel.DISTRICT).order_by(Area.name_key)
-        )
-    )

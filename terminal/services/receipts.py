@@ -15,7 +15,6 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from flask import Flask
 from sqlalchemy import select, update
@@ -244,16 +243,3 @@ def after_commit(app: Flask, session: Session, payout: Payout) -> None:
         write_original(app, session, payout)
     except Exception:  # the payout stands; the file is drawn again on first request
         log.exception("receipt file not written for payout %s", payout.id)
-
-
-def summary_for_page(check: ReceiptCheck) -> dict[str, Any]:
-    """Return the verification result as the public page shows it."""
-    return {
-        "valid": check.valid,
-        "status": check.status,
-        "receipt_no": check.receipt_no,
-        "amount_vnd": check.amount_vnd,
-        "paid_at": check.paid_at,
-        "point_name": check.point_name,
-        "masked_name": check.masked_name,
-    }

@@ -260,8 +260,7 @@ def _confirm_page(
         verification = counter.get_verification(session, g.user, verification_id)
     except Refused:
         flash(_("The verification has expired (10 minutes). Verify the collector again."), "error")
-        abort_to = url_for("counter.search")
-        return redirect(abort_to)
+        return redirect(url_for("counter.search"))
     record = counter.beneficiary_file(session, g.user, verification.beneficiary.code)
     if form is None:
         form = PayForm()
@@ -326,7 +325,9 @@ def pay(verification_id: int) -> Any:
     used = _key_record(key) if form.form_key.data else None
     if used is not None:
         if used.state is IdempotencyState.DONE:
-            return _replayed_or(key, url_for("counter.confirm", verification_id=verification_id))
+            return _replayed_or(
+                key, url_for("counter.confirm", verification_id=verification_id), used
+            )
         return _wait_for(key)
     if not form.validate_on_submit() or not form.form_key.data:
         if verification is None:
@@ -391,13 +392,9 @@ def _after_stored(stored: payouts.StoredResponse, verification_id: int) -> Any:
     return redirect(url_for("counter.confirm", verification_id=verification_id), code=303)
 
 
-def _replayed_or(key: str, fallback: str) -> Any:
+def _replayed_or(key: str, fallback: str, row: IdempotencyRecord | None = None) -> Any:
     """Send a replayed form to its payout if it made one, else to the fallback page."""
-    row = get_session().scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == g.user.id, IdempotencyRecord.key == key
-        )
-    )
+    row = row if row is not None else _key_record(key)
     if row is not None and row.status_code == 201 and row.response_body:
         payout_id = json.loads(row.response_body).get("payout_id")
         if payout_id:
@@ -410,14 +407,10 @@ def _wait_for(key: str, seconds: float = 8.0) -> Any:
     session = get_session()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        session.rollback()
-        row = session.scalar(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.user_id == g.user.id, IdempotencyRecord.key == key
-            )
-        )
+        session.rollback()  # see the first request's commit
+        row = _key_record(key)
         if row is not None and row.state is IdempotencyState.DONE:
-            return _replayed_or(key, url_for("counter.search"))
+            return _replayed_or(key, url_for("counter.search"), row)
         time.sleep(0.1)
     flash(
         _("The payment is still being recorded. Do not hand over cash until it shows as paid."),
