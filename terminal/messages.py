@@ -88,6 +88,7 @@ MESSAGES = {
     "provider_ref_invalid": _l(
         "The transaction reference may contain only letters, digits and . _ / : -"
     ),
+    "export_forbidden": _l("Exports of personal data are for auditors only."),
     "payout_not_found": _l("No such payout at your point."),
     "receipt_not_found": _l("No such receipt."),
     "reason_required": _l("Give the reason for the reversal (5 to 500 characters)."),

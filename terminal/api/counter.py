@@ -29,9 +29,9 @@ from terminal.api.schemas import (
 )
 from terminal.db import get_session, new_session
 from terminal.formatting import to_local
-from terminal.models import Beneficiary
+from terminal.models import Beneficiary, Role
 from terminal.services import counter, payout_log, payouts, receipts
-from terminal.services.errors import Refused, ServiceError
+from terminal.services.errors import Forbidden, Refused, ServiceError
 from terminal.services.receipts import verify_url
 from terminal.text import mask_id, mask_phone
 
@@ -249,7 +249,7 @@ def reply_json(body: dict[str, Any], status: int) -> Any:
 @endpoint(
     "/payouts",
     "GET",
-    summary="The payout log; with Accept: text/csv the whole filtered log as CSV",
+    summary="The payout log; with Accept: text/csv the whole filtered log as CSV (auditors)",
     permission="payout_log",
     query=PayoutQuery,
     responses={200: PayoutList, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody},
@@ -267,6 +267,9 @@ def list_payouts() -> Any:
     session = get_session()
     wants_csv = request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
     if wants_csv:
+        # Exports are for auditors only (DESIGN rule 8); staff read their point's pages.
+        if g.user.role is not Role.AUDITOR:
+            raise Forbidden("exports are for auditors", code="export_forbidden")
         app = current_app._get_current_object()  # the generator runs after the request
         rows = payout_log.csv_lines(lambda: new_session(app), g.user.id, filters)
         log.info("payout log exported as CSV by %s", g.user.username)

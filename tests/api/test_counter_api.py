@@ -493,14 +493,17 @@ def test_payout_log_and_csv(client, clerk, people, world):
     ).get_json()
     log = client.get("/api/v1/payouts", headers=clerk).get_json()
     assert [item["receipt_no"] for item in log["items"]] == [paid["receipt_no"]]
-    # Close the streamed response, as a server does: that ends its database cursor.
-    with client.get("/api/v1/payouts", headers={**clerk, "Accept": "text/csv"}) as streamed:
-        csv_text = streamed.get_data(as_text=True)
-    assert paid["receipt_no"] in csv_text and "Lê Thị Hương" in csv_text
     other_point = bearer(api_token(client, "clerkb"))
     assert client.get("/api/v1/payouts", headers=other_point).get_json()["items"] == []
     auditor = bearer(api_token(client, "auditor1"))
     assert len(client.get("/api/v1/payouts", headers=auditor).get_json()["items"]) == 1
+    # Exports are for auditors only (DESIGN rule 8).
+    refused = client.get("/api/v1/payouts", headers={**clerk, "Accept": "text/csv"})
+    assert refused.status_code == 403 and refused.get_json()["error"] == "export_forbidden"
+    # Close the streamed response, as a server does: that ends its database cursor.
+    with client.get("/api/v1/payouts", headers={**auditor, "Accept": "text/csv"}) as streamed:
+        csv_text = streamed.get_data(as_text=True)
+    assert paid["receipt_no"] in csv_text and "Lê Thị Hương" in csv_text
 
 
 @pytest.mark.parametrize("q", ["nguyen thi", "hoa", "046160000001", "TTH0000002", "0928816302"])
