@@ -1,4 +1,4 @@
-"""Who may do what: one policy table, one decorator, one check before every request.
+"""The route guard: one decorator, one check before every request, over the one policy.
 
 Every view is marked with ``@allow(<permission>)`` or ``@public``. The check in
 ``enforce`` runs before every request and refuses (fail closed) any endpoint that
@@ -17,28 +17,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.exceptions import Forbidden
 
-from terminal.models import Role
+from terminal.policy import POLICY, Permission, may  # noqa: F401  (re-exported)
 
 log = logging.getLogger("terminal.security")
-
-STAFF = frozenset({Role.CLERK, Role.AGENT, Role.DELIVERY, Role.SUPERVISOR})
-
-# The policy table of DESIGN.md ("Who uses it").
-POLICY: dict[str, frozenset[Role]] = {
-    "signed_in": frozenset(Role),
-    # search, verify identity, pay, print receipts, log failures
-    "counter": STAFF,
-    # look a beneficiary up (read only)
-    "lookup": STAFF | {Role.AUDITOR},
-    # the payout log: staff see their point's, auditors everything
-    "payout_log": STAFF | {Role.AUDITOR},
-    # reversals, failure follow-up, cash float, daily settlement
-    "supervise": frozenset({Role.SUPERVISOR}),
-    # read payouts, failures, audit trail, reports, exports
-    "audit": frozenset({Role.AUDITOR, Role.SUPERVISOR}),
-    # users, payout points, roster imports, payment periods
-    "admin": frozenset({Role.ADMIN}),
-}
 
 PUBLIC = "public"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,7 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def allow(permission: str) -> Callable[[F], F]:
     """Mark a view as reachable by the roles holding a permission of POLICY."""
-    if permission not in POLICY:
+    if permission not in set(Permission):
         raise ValueError(f"unknown permission {permission}")
 
     def mark(view: F) -> F:
@@ -68,11 +49,6 @@ def permission_of(app: Flask, endpoint: str) -> str | None:
         return PUBLIC
     view = app.view_functions.get(endpoint)
     return getattr(view, "_authz", None)
-
-
-def may(user: Any, permission: str) -> bool:
-    """Tell whether a signed-in user's role holds a permission."""
-    return bool(user is not None and getattr(user, "role", None) in POLICY[permission])
 
 
 def _here() -> str | None:

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 
 from flask import Flask
 
+from terminal.clock import VIETNAM, to_local
 from terminal.money import format_vnd, format_vnd_plain
 from terminal.text import mask_id, mask_phone
 
-# Vietnam keeps UTC+7 all year; a fixed offset needs no time-zone database.
-VIETNAM = timezone(timedelta(hours=7), "ICT")
-
-
-def to_local(value: datetime) -> datetime:
-    """Return a timestamp in Vietnam time."""
-    return value.astimezone(VIETNAM)
+__all__ = ["VIETNAM", "format_date", "format_datetime", "init_app", "to_local"]
 
 
 def format_date(value: date | datetime | None) -> str:

@@ -153,7 +153,11 @@ class PayForm(FlaskForm):
     """Confirm a payout; form_key makes the form pay at most once."""
 
     form_key = HiddenField(validators=[DataRequired(), Length(max=64)])
-    entitlements = MultiCheckboxField(_l("Periods to pay"), choices=[], validate_choice=True)
+    # Which periods may be paid is the payment service's decision (already paid,
+    # cancelled, someone else's...), answered the same as to the API.
+    entitlements = MultiCheckboxField(
+        _l("Periods to pay"), choices=[], coerce=int, validate_choice=False
+    )
     channel = RadioField(
         _l("How the money is paid"),
         choices=[
@@ -166,6 +170,10 @@ class PayForm(FlaskForm):
         _l("Provider transaction reference"),
         validators=[Optional(), Length(max=64)],
         description=_l("Required for an account withdrawal (Viettel Pay, VietinBank...)."),
+    )
+    override_reason = StringField(
+        _l("Why the account cannot pay out (supervisor)"),
+        validators=[Optional(), Length(max=500)],
     )
 
 

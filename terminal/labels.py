@@ -85,6 +85,16 @@ def status_badge(status: BeneficiaryStatus) -> Markup:
     return Markup('<span class="badge {}">{}</span>').format(kind, label)
 
 
+def failure_detail(failure: Any) -> str:
+    """Return what went wrong in a failure: the system's words translated, or a person's."""
+    from terminal.messages import detail_text
+    from terminal.services.failures import params_of
+
+    if failure.detail_code:
+        return detail_text(failure.detail_code, params_of(failure)) or failure.detail
+    return failure.detail
+
+
 def init_app(app: Flask) -> None:
     """Make the label functions available in every template."""
     app.jinja_env.globals.update(
@@ -97,4 +107,5 @@ def init_app(app: Flask) -> None:
         failure_status_label=_lookup(FAILURE_STATUS),
         proxy_status_label=_lookup(PROXY_STATUS),
         status_badge=status_badge,
+        failure_detail=failure_detail,
     )

@@ -7,6 +7,8 @@ here falls back to the service's own message.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 
 from terminal.services.errors import ServiceError
@@ -99,13 +101,68 @@ MESSAGES = {
     "idempotency_key_invalid": _l("The Idempotency-Key must be 1 to 255 visible ASCII characters."),
     "idempotency_key_reused": _l("This Idempotency-Key was already used for another request."),
     "request_in_progress": _l("The first request with this key is still being processed."),
+    "channel_not_allowed": _l(
+        "This beneficiary is paid by %(method)s on the roster. Only the supervisor can pay an "
+        "account holder in cash, with the reason the account cannot pay out."
+    ),
+    "override_reason_invalid": _l("Give the reason for paying cash (5 to 500 characters)."),
 }
+
+# What the system saw when an attempt failed (Failure.detail_code), in the reader's
+# language; the parameters come from Failure.detail_params.
+DETAILS = {
+    "verification.beneficiary_inactive": _l("The beneficiary is %(roster_status)s on the roster."),
+    "verification.qr_invalid": _l("The scanned text is not a CCCD QR code."),
+    "verification.id_unknown": _l(
+        "The ID shown is neither the beneficiary's nor an authorised person's."
+    ),
+    "verification.not_a_proxy": _l("Not an authorised person of this beneficiary."),
+    "verification.proxy_expired": _l("The authorisation ended on %(valid_until)s."),
+    "verification.proxy_not_yet_valid": _l("The authorisation starts on %(valid_from)s."),
+    "verification.child_needs_guardian": _l("A child is paid only through the guardian."),
+    "verification.no_id_on_record": _l("No ID number is on record for this person."),
+    "verification.id_mismatch": _l("The ID number does not match the record."),
+    "verification.birth_date_differs": _l("The card's date of birth differs from the record."),
+    "verification.birth_year_differs": _l("The card's year of birth differs from the record."),
+    "refusal.insufficient_cash": _l(
+        "%(needed)s đồng needed, %(remaining)s đồng left in the float."
+    ),
+}
+
+
+def detail_text(code: str | None, params: dict[str, Any]) -> str:
+    """Return what a failure's detail code says, in the reader's language."""
+    message = DETAILS.get(code or "")
+    if message is None:
+        return ""
+    values = dict(params)
+    for name in ("valid_from", "valid_until"):
+        if isinstance(values.get(name), str) and len(values[name]) == 10:
+            year, month, day = values[name].split("-")
+            values[name] = f"{day}/{month}/{year}"
+    for name in ("needed", "remaining"):
+        if isinstance(values.get(name), int):
+            values[name] = f"{values[name]:,}".replace(",", ".")
+    try:
+        return str(message) % values
+    except (KeyError, TypeError, ValueError):
+        return str(message) if "%(" not in str(message) else ""
+
+
+def message_for_body(body: dict[str, Any]) -> str:
+    """Return the translated message for a stored refusal body (an Idempotency-Key's)."""
+    fields = {k: v for k, v in body.items() if k not in ("error", "message")}
+    return message_for(ServiceError(str(body.get("message", "")), code=body.get("error"), **fields))
 
 
 def message_for(error: ServiceError) -> str:
     """Return the translated message for a service error."""
+    detail = error.fields.get("detail_code")
     reason = error.fields.get("reason")
     message = MESSAGES.get(f"{error.code}.{reason}") if reason else None
+    if detail in DETAILS and message is not None and "%(" in str(DETAILS[detail]):
+        # The reason says what to do; the detail adds the facts (dates, status).
+        return f"{message} {detail_text(detail, error.fields)}"
     if message is None:
         message = MESSAGES.get(error.code)
     if message is None:

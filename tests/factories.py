@@ -175,7 +175,7 @@ def set_float(session: Any, point_code: str, amount: int = 100_000_000) -> None:
     from sqlalchemy import select
 
     from terminal.models import PayoutPoint, User
-    from terminal.services.payouts import set_cash_float
+    from terminal.services.cash import set_cash_float
 
     point = session.scalar(select(PayoutPoint).where(PayoutPoint.code == point_code))
     supervisor = session.scalar(

@@ -27,11 +27,11 @@ from terminal.api.schemas import (
     VerificationRequest,
     VerificationResponse,
 )
+from terminal.clock import to_local
 from terminal.db import get_session, new_session
-from terminal.formatting import to_local
 from terminal.models import Beneficiary, Role
-from terminal.services import counter, payout_log, payouts, receipts
-from terminal.services.errors import Forbidden, Refused, ServiceError
+from terminal.services import counter, payout_log, payouts, verifications
+from terminal.services.errors import Forbidden
 from terminal.services.receipts import verify_url
 from terminal.text import mask_id, mask_phone
 
@@ -136,7 +136,7 @@ def show_beneficiary(code: str) -> Any:
 def create_verification() -> Any:
     """Verify the collector; a refusal is recorded as a failure."""
     data = parse_body(VerificationRequest)
-    result = counter.verify_collector(
+    result = verifications.verify_collector(
         get_session(),
         g.user,
         beneficiary_code=data.beneficiary_code,
@@ -161,19 +161,6 @@ def create_verification() -> Any:
     )
 
 
-def payout_body(payout: Any) -> dict[str, Any]:
-    """Return the API's answer for a recorded payout."""
-    summary = payouts.payout_summary(payout)
-    receipt_no = summary["receipt_no"]
-    body = PayoutResponse(
-        **{k: v for k, v in summary.items() if k != "status"},
-        status=summary["status"],
-        receipt_pdf=f"/api/v1/receipts/{receipt_no}.pdf",
-        receipt_verify_url=verify_url(current_app, payout),
-    )
-    return body.model_dump(mode="json")
-
-
 @endpoint(
     "/payouts",
     "POST",
@@ -193,49 +180,23 @@ def payout_body(payout: Any) -> dict[str, Any]:
 )
 def create_payout() -> Any:
     """Record a payout exactly once per Idempotency-Key and per entitlement."""
-    key = payouts.check_idempotency_key(request.headers.get("Idempotency-Key"))
     data = parse_body(PayoutRequest)
-    order = payouts.PayoutOrder(
-        verification_id=data.verification_id,
-        entitlement_ids=tuple(data.entitlement_ids),
-        channel=data.channel,
-        provider_ref=data.provider_ref,
+    outcome = payouts.pay(
+        get_session(),
+        g.user,
+        payouts.PayoutOrder(
+            verification_id=data.verification_id,
+            entitlement_ids=tuple(data.entitlement_ids),
+            channel=data.channel,
+            provider_ref=data.provider_ref,
+            override_reason=data.override_reason,
+        ),
+        key=request.headers.get("Idempotency-Key"),
+        verify_url=lambda payout: verify_url(current_app, payout),
     )
-    session = get_session()
-    claimed = payouts.claim_key(session, g.user, key, order.digest())
-    if isinstance(claimed, payouts.StoredResponse):
-        return reply_stored(claimed)
-    try:
-        payout = payouts.record_payout(
-            session,
-            g.user,
-            order,
-            idempotency_record=claimed,
-            response=payout_body,
-            # Tests switch the polite check off to prove the database guard alone holds.
-            check_paid=not (
-                current_app.config.get("TESTING")
-                and current_app.config.get("TESTING_SKIP_PAID_CHECK")
-            ),
-        )
-    except ServiceError as exc:
-        if isinstance(exc, Refused):
-            payouts.record_refusal(session, g.user, order, exc)
-        body = {"error": exc.code, "message": exc.message, **exc.fields}
-        payouts.finish_key_alone(session, claimed, exc.status, body)
-        raise
-    except BaseException:
-        payouts.release_key(session, claimed)
-        raise
-    body = payout_body(payout)
-    receipts.after_commit(current_app, session, payout)
-    return reply_json(body, 201)
-
-
-def reply_stored(stored: payouts.StoredResponse) -> Any:
-    """Answer a retried request with the response its key first got."""
-    response = reply_json(stored.body, stored.status)
-    response.headers["Idempotent-Replayed"] = "true"
+    response = reply_json(outcome.body, outcome.status)
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return response
 
 

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from terminal.api import endpoint, parse_query, reply
 from terminal.api.schemas import ErrorBody
 from terminal.authz import PUBLIC
+from terminal.clock import to_local
 from terminal.db import get_session
 from terminal.extensions import limiter
-from terminal.formatting import to_local
 from terminal.services import receipts
 
 

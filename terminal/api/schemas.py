@@ -122,7 +122,8 @@ class VerificationRequest(Strict):
     """Prove who is collecting: the beneficiary or one of their proxies."""
 
     beneficiary_code: str = Field(min_length=1, max_length=32)
-    collector: Literal["beneficiary", "proxy"]
+    # Left out: the terminal recognises the collector from the ID shown.
+    collector: Literal["beneficiary", "proxy"] | None = None
     proxy_id: int | None = Field(default=None, ge=1, le=2**62)
     id_number: str | None = Field(default=None, max_length=40)
     id_qr: str | None = Field(default=None, max_length=1000)
@@ -165,6 +166,9 @@ class PayoutRequest(Strict):
     entitlement_ids: list[int] = Field(min_length=1, max_length=60)
     channel: Literal["cash", "account"]
     provider_ref: str | None = Field(default=None, max_length=64)
+    # The point supervisor's reason to pay an account holder in cash (their account
+    # cannot pay out); audited.
+    override_reason: str | None = Field(default=None, max_length=500)
 
     @field_validator("entitlement_ids")
     @classmethod

@@ -9,8 +9,8 @@ from flask import current_app, g, request
 from terminal.api import bp, endpoint, parse_body, reply
 from terminal.api.schemas import ErrorBody, TokenRequest, TokenResponse, TokenUser
 from terminal.authz import PUBLIC
+from terminal.clock import to_local
 from terminal.db import get_session
-from terminal.formatting import to_local
 from terminal.services import auth as auth_service
 
 

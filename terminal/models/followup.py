@@ -26,7 +26,11 @@ class Failure(Base):
     beneficiary_id: Mapped[int | None] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
     entitlement_id: Mapped[int | None] = mapped_column(ForeignKey("entitlements.id"))
     reason: Mapped[FailureReason] = enum_column(FailureReason, nullable=False)
+    # What a person typed; what the system saw is a code with parameters, shown
+    # in each reader's language (terminal/messages.py).
     detail: Mapped[str] = mapped_column(String(1000), default="")
+    detail_code: Mapped[str | None] = mapped_column(String(64))
+    detail_params: Mapped[str | None] = mapped_column(Text)
     channel: Mapped[Channel | None] = enum_column(Channel)
     provider_ref: Mapped[str | None] = mapped_column(String(64))
     point_id: Mapped[int | None] = mapped_column(ForeignKey("payout_points.id"), index=True)

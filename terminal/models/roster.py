@@ -19,6 +19,9 @@ from terminal.models.enums import (
 )
 from terminal.models.places import Area
 
+# Children (orphans, or anyone under this age) are paid only through a guardian.
+CHILD_AGE = 16
+
 
 class Beneficiary(Base):
     """A person on the ministry's list who is owed a monthly allowance."""
@@ -73,6 +76,10 @@ class Beneficiary(Base):
     proxies: Mapped[list[Proxy]] = relationship(
         back_populates="beneficiary", order_by="Proxy.id", lazy="selectin"
     )
+
+    def is_child_on(self, day: date) -> bool:
+        """Tell whether this person is a child on a day: paid only through a guardian."""
+        return self.category is Category.ORPHAN or day.year - self.birth_year < CHILD_AGE
 
 
 class Proxy(Base):

@@ -111,7 +111,7 @@ def seed(session: Session, *, scale: float = 1.0) -> list[DemoLogin]:
     The pilot's points and users, its synthetic roster with an open period for this
     month, and today's cash advance at every demo point.
     """
-    from terminal.services.counter import today_local
+    from terminal.clock import today_local
     from terminal.services.synthetic import demo_roster
 
     logins = seed_points_and_users(session)
@@ -122,10 +122,10 @@ def seed(session: Session, *, scale: float = 1.0) -> list[DemoLogin]:
 
 def ensure_demo_floats(session: Session) -> int:
     """Give every demo point today's cash advance if it has none (demo only)."""
+    from terminal.clock import today_local
     from terminal.db import write_transaction
     from terminal.models import CashFloat, PayoutPoint
-    from terminal.services.counter import today_local
-    from terminal.services.payouts import write_cash_float
+    from terminal.services.cash import write_cash_float
 
     today = today_local()
     supervisor = session.scalar(select(User).where(User.username == "supervisor"))

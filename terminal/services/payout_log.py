@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from terminal.formatting import VIETNAM, to_local
+from terminal.clock import VIETNAM, to_local
 from terminal.models import (
     Area,
     Beneficiary,

@@ -20,8 +20,8 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from terminal.clock import to_local
 from terminal.db import write_transaction
-from terminal.formatting import to_local
 from terminal.models import (
     Category,
     Channel,
@@ -235,11 +235,3 @@ def reprint_pdf(app: Flask, session: Session, user: User, payout: Payout) -> byt
     session.refresh(payout)
     doc = document(app, payout, reprint_count=count, printed_at=utcnow())
     return render_receipt_pdf(doc, payout.receipt.format.value)
-
-
-def after_commit(app: Flask, session: Session, payout: Payout) -> None:
-    """Write the receipt file of a just-committed payout; a failure here loses nothing."""
-    try:
-        write_original(app, session, payout)
-    except Exception:  # the payout stands; the file is drawn again on first request
-        log.exception("receipt file not written for payout %s", payout.id)

@@ -27,8 +27,8 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, lazyload
 
+from terminal.clock import VIETNAM
 from terminal.db import begin_write
-from terminal.formatting import VIETNAM
 from terminal.models import (
     Area,
     AreaLevel,

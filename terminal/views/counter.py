@@ -8,9 +8,7 @@ button has focus on every page.
 
 from __future__ import annotations
 
-import json
 import secrets
-import time
 from typing import Any
 
 from flask import (
@@ -26,9 +24,9 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from terminal.authz import allow, may
+from terminal.clock import today_local
 from terminal.db import get_session
 from terminal.forms import (
     ActionForm,
@@ -39,19 +37,13 @@ from terminal.forms import (
     SearchForm,
     VerifyForm,
 )
-from terminal.messages import message_for
-from terminal.models import (
-    Channel,
-    CollectorType,
-    FailureReason,
-    IdempotencyRecord,
-    IdempotencyState,
-    PaymentMethod,
-)
+from terminal.messages import message_for, message_for_body
+from terminal.models import Channel, CollectorType, FailureReason, PaymentMethod
 from terminal.money import parse_vnd, vnd_in_words
-from terminal.services import counter, payouts, receipts
-from terminal.services.counter import VerificationFailed
-from terminal.services.errors import Conflict, NotFound, Refused, ServiceError
+from terminal.services import cash as floats
+from terminal.services import counter, failures, idempotency, payouts, receipts, verifications
+from terminal.services.errors import NotFound, Refused, ServiceError
+from terminal.services.verifications import VerificationFailed
 
 bp = Blueprint("counter", __name__, url_prefix="/counter")
 
@@ -110,14 +102,24 @@ def search() -> Any:
 
 
 def _collector_choices(record: counter.BeneficiaryFile) -> list[dict[str, Any]]:
-    """Return who may be chosen as the collector, with why some may not."""
+    """Return who may be chosen as the collector, with why some may not.
+
+    The first choice, the default, lets the terminal recognise the collector from
+    the ID shown; the others are the clerk's override.
+    """
     choices = [
+        {
+            "value": "auto",
+            "label": _("Recognise from the ID card"),
+            "note": _("the beneficiary or any proxy valid today"),
+            "usable": True,
+        },
         {
             "value": "beneficiary",
             "label": record.beneficiary.full_name,
             "note": _("the beneficiary in person"),
             "usable": not record.is_child,
-        }
+        },
     ]
     for view in record.proxies:
         if view.status == "revoked":
@@ -135,18 +137,6 @@ def _collector_choices(record: counter.BeneficiaryFile) -> list[dict[str, Any]]:
     return choices
 
 
-def _default_collector(record: counter.BeneficiaryFile, id_value: str | None) -> str:
-    """Pick the collector most likely at the counter."""
-    if id_value:
-        for view in record.proxies:
-            if view.proxy.id_number == id_value:
-                return f"proxy:{view.proxy.id}"
-        if record.beneficiary.id_number == id_value:
-            return "beneficiary"
-    usable = [c for c in _collector_choices(record) if c["usable"]]
-    return usable[0]["value"] if usable else "beneficiary"
-
-
 def _beneficiary_page(
     code: str,
     *,
@@ -154,13 +144,14 @@ def _beneficiary_page(
     prefill: str | None = None,
     id_value: str | None = None,
     error: str | None = None,
+    error_code: str | None = None,
     status: int = 200,
 ) -> Any:
     """Render a beneficiary with the verification form."""
     record = counter.beneficiary_file(get_session(), g.user, code)
     if form is None:
         form = VerifyForm()
-        form.collector.data = _default_collector(record, id_value)
+        form.collector.data = "auto"
         if prefill:
             form.identity.data = prefill
     return (
@@ -172,6 +163,7 @@ def _beneficiary_page(
             failure_form=FailureForm(),
             reasons=MANUAL_REASONS,
             error=error,
+            error_code=error_code,
             prefilled=bool(prefill),
         ),
         status,
@@ -194,16 +186,17 @@ def verify(code: str) -> Any:
         return _beneficiary_page(code, form=form, status=400)
     choice = form.collector.data or ""
     proxy_id = None
+    collector: str | None = None
     if choice.startswith("proxy:") and choice[6:].isdigit():
         collector, proxy_id = "proxy", int(choice[6:])
     elif choice == "beneficiary":
         collector = "beneficiary"
-    else:
+    elif choice != "auto":
         return _beneficiary_page(code, form=form, error=_("Choose who is collecting."), status=400)
     identity = form.identity.data or ""
     is_qr = "|" in identity
     try:
-        result = counter.verify_collector(
+        result = verifications.verify_collector(
             get_session(),
             g.user,
             beneficiary_code=code,
@@ -214,7 +207,9 @@ def verify(code: str) -> Any:
         )
     except VerificationFailed as exc:
         form.identity.data = ""
-        return _beneficiary_page(code, form=form, error=message_for(exc), status=422)
+        return _beneficiary_page(
+            code, form=form, error=message_for(exc), error_code=exc.fields.get("reason"), status=422
+        )
     return redirect(url_for("counter.confirm", verification_id=result.verification.id), code=303)
 
 
@@ -233,7 +228,7 @@ def log_failure(code: str) -> Any:
         abort(400)
     if reason not in MANUAL_REASONS:
         abort(400)
-    failure = counter.log_failure(
+    failure = failures.log_failure(
         get_session(),
         user=g.user,
         reason=reason,
@@ -252,25 +247,26 @@ def _confirm_page(
     *,
     form: PayForm | None = None,
     error: str | None = None,
+    error_code: str | None = None,
     status: int = 200,
 ) -> Any:
     """Render the confirmation of a live verification."""
     session = get_session()
     try:
-        verification = counter.get_verification(session, g.user, verification_id)
+        verification = verifications.get_verification(session, g.user, verification_id)
     except Refused:
         flash(_("The verification has expired (10 minutes). Verify the collector again."), "error")
         return redirect(url_for("counter.search"))
     record = counter.beneficiary_file(session, g.user, verification.beneficiary.code)
+    account_holder = record.beneficiary.payment_method is PaymentMethod.ACCOUNT
     if form is None:
         form = PayForm()
-        form.form_key.data = secrets.token_urlsafe(18)
-        form.entitlements.data = [str(e.id) for e in record.due]
-        form.channel.data = (
-            "account" if record.beneficiary.payment_method is PaymentMethod.ACCOUNT else "cash"
-        )
-    form.entitlements.choices = [(str(e.id), e.period.label) for e in record.due]
-    chosen = {int(i) for i in (form.entitlements.data or []) if str(i).isdigit()}
+        form.entitlements.data = [e.id for e in record.due]
+        form.channel.data = "account" if account_holder else "cash"
+    # Every confirmation shown is a new one-time key: a resubmitted form replays
+    # its first outcome, a new confirmation is a new request.
+    form.form_key.data = secrets.token_urlsafe(18)
+    chosen = {i for i in (form.entitlements.data or []) if isinstance(i, int)}
     total = sum(e.amount_vnd for e in record.due if e.id in chosen) or record.due_vnd
     return (
         render_template(
@@ -278,6 +274,7 @@ def _confirm_page(
             verification=verification,
             record=record,
             form=form,
+            chosen=chosen,
             total=total,
             total_words=vnd_in_words(total),
             collector_name=(
@@ -285,11 +282,13 @@ def _confirm_page(
                 if verification.collector_type is CollectorType.PROXY and verification.proxy
                 else record.beneficiary.full_name
             ),
-            expires_in=counter.expires_in(verification),
-            cash=payouts.cash_position(session, g.user.payout_point_id, counter.today_local())
+            expires_in=verifications.expires_in(verification),
+            cash=floats.cash_position(session, g.user.payout_point_id, today_local())
             if g.user.payout_point_id
             else None,
+            may_override=account_holder and may(g.user, "supervise"),
             error=error,
+            error_code=error_code,
         ),
         status,
     )
@@ -305,118 +304,90 @@ def confirm(verification_id: int) -> Any:
 @bp.route("/v/<int:verification_id>/pay", methods=["POST"])
 @allow("counter")
 def pay(verification_id: int) -> Any:
-    """Record the payout once per confirmation form, then show its result (303)."""
+    """Pay through the one payment path, then show the result (303).
+
+    The form's one-time key is the Idempotency-Key: a double click, a resubmit or
+    F5 gets the first outcome.
+    """
     form = PayForm()
+    if not form.validate_on_submit():
+        return _confirm_page(
+            verification_id,
+            form=form,
+            error=_("Check the form."),
+            error_code="invalid_request",
+            status=400,
+        )
+    key = f"page:{form.form_key.data}"
     session = get_session()
     try:
-        verification = counter.get_verification(session, g.user, verification_id)
-    except (NotFound, Refused):
-        verification = None
-    record = (
-        counter.beneficiary_file(session, g.user, verification.beneficiary.code)
-        if verification
-        else None
-    )
-    if record is not None:
-        form.entitlements.choices = [(str(e.id), e.period.label) for e in record.due]
-    # The form's one-time key makes a double click, a resubmit or F5 pay once:
-    # a key already used answers with its first outcome before anything else.
-    key = f"page:{form.form_key.data or ''}"
-    used = _key_record(key) if form.form_key.data else None
-    if used is not None:
-        if used.state is IdempotencyState.DONE:
-            return _replayed_or(
-                key, url_for("counter.confirm", verification_id=verification_id), used
-            )
-        return _wait_for(key)
-    if not form.validate_on_submit() or not form.form_key.data:
-        if verification is None:
-            return _replayed_or(key, url_for("counter.search"))
-        return _confirm_page(verification_id, form=form, error=_("Check the form."), status=400)
-    ids = tuple(int(i) for i in form.entitlements.data or [] if str(i).isdigit())
-    order = payouts.PayoutOrder(
-        verification_id=verification_id,
-        entitlement_ids=ids,
-        channel=form.channel.data or "",
-        provider_ref=form.provider_ref.data or None,
-    )
-    try:
-        claimed = payouts.claim_key(
-            session, g.user, payouts.check_idempotency_key(key), order.digest()
-        )
-    except Conflict:
-        return _wait_for(key)
-    except Refused:
-        return _replayed_or(key, url_for("counter.confirm", verification_id=verification_id))
-    if isinstance(claimed, payouts.StoredResponse):
-        return _after_stored(claimed, verification_id)
-    try:
-        payout = payouts.record_payout(
+        outcome = payouts.pay(
             session,
             g.user,
-            order,
-            idempotency_record=claimed,
-            response=lambda p: {"payout_id": p.id},
+            payouts.PayoutOrder(
+                verification_id=verification_id,
+                entitlement_ids=tuple(form.entitlements.data or ()),
+                channel=form.channel.data or "",
+                provider_ref=form.provider_ref.data or None,
+                override_reason=form.override_reason.data or None,
+            ),
+            key=key,
+            verify_url=lambda payout: receipts.verify_url(current_app, payout),
         )
+    except idempotency.InProgress:
+        return redirect(url_for("counter.confirmation", form_key=form.form_key.data), code=303)
+    except idempotency.KeyReused:
+        # This confirmation was sent before with other choices: show what it did.
+        return _after_key(form.form_key.data or "", verification_id)
     except ServiceError as exc:
-        if isinstance(exc, Refused):
-            payouts.record_refusal(session, g.user, order, exc)
-        payouts.finish_key_alone(
-            session, claimed, exc.status, {"error": exc.code, "message": exc.message, **exc.fields}
-        )
-        if verification is None:
-            flash(message_for(exc), "error")
-            return redirect(url_for("counter.search"), code=303)
-        return _confirm_page(verification_id, form=form, error=message_for(exc), status=exc.status)
-    except BaseException:
-        payouts.release_key(session, claimed)
-        raise
-    receipts.after_commit(current_app, session, payout)
-    return redirect(url_for("counter.result", payout_id=payout.id), code=303)
-
-
-def _key_record(key: str) -> IdempotencyRecord | None:
-    """Return the record of a confirmation form's key, if it was used."""
-    return get_session().scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == g.user.id, IdempotencyRecord.key == key[:255]
-        )
+        return _refused(verification_id, form, exc.code, message_for(exc), exc.status)
+    if outcome.payout_id:
+        return redirect(url_for("counter.result", payout_id=outcome.payout_id), code=303)
+    return _refused(
+        verification_id,
+        form,
+        outcome.body.get("error", "refused"),
+        message_for_body(outcome.body),
+        outcome.status,
     )
 
 
-def _after_stored(stored: payouts.StoredResponse, verification_id: int) -> Any:
-    """Answer a resubmitted confirmation with its first outcome."""
-    if stored.status == 201 and "payout_id" in stored.body:
-        return redirect(url_for("counter.result", payout_id=stored.body["payout_id"]), code=303)
-    flash(stored.body.get("message") or _("This confirmation was already used."), "error")
+def _refused(verification_id: int, form: PayForm, code: str, message: str, status: int) -> Any:
+    """Show a refused payment on the confirmation, or on the search if it is gone."""
+    try:
+        verifications.get_verification(get_session(), g.user, verification_id)
+    except ServiceError:
+        flash(message, "error")
+        return redirect(url_for("counter.search"), code=303)
+    return _confirm_page(verification_id, form=form, error=message, error_code=code, status=status)
+
+
+def _after_key(form_key: str, verification_id: int) -> Any:
+    """Send a used confirmation to the payout it made, else back to a fresh one."""
+    stored = idempotency.stored(get_session(), g.user, f"page:{form_key}")
+    payout_id = stored.body.get("payout_id") if stored and stored.status == 201 else None
+    if payout_id:
+        return redirect(url_for("counter.result", payout_id=payout_id), code=303)
+    flash(_("This confirmation was already used. Check and confirm again."), "error")
     return redirect(url_for("counter.confirm", verification_id=verification_id), code=303)
 
 
-def _replayed_or(key: str, fallback: str, row: IdempotencyRecord | None = None) -> Any:
-    """Send a replayed form to its payout if it made one, else to the fallback page."""
-    row = row if row is not None else _key_record(key)
-    if row is not None and row.status_code == 201 and row.response_body:
-        payout_id = json.loads(row.response_body).get("payout_id")
+@bp.route("/confirmations/<form_key>")
+@allow("counter")
+def confirmation(form_key: str) -> Any:
+    """Tell the clerk what became of a confirmation still being recorded.
+
+    The page refreshes itself (no script, no waiting worker) until the payment is
+    recorded, then shows the result.
+    """
+    stored = idempotency.stored(get_session(), g.user, f"page:{form_key[:240]}")
+    if stored is not None:
+        payout_id = stored.body.get("payout_id") if stored.status == 201 else None
         if payout_id:
             return redirect(url_for("counter.result", payout_id=payout_id), code=303)
-    return redirect(fallback, code=303)
-
-
-def _wait_for(key: str, seconds: float = 8.0) -> Any:
-    """A second press while the first is being recorded: wait for it, then show it."""
-    session = get_session()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        session.rollback()  # see the first request's commit
-        row = _key_record(key)
-        if row is not None and row.state is IdempotencyState.DONE:
-            return _replayed_or(key, url_for("counter.search"), row)
-        time.sleep(0.1)
-    flash(
-        _("The payment is still being recorded. Do not hand over cash until it shows as paid."),
-        "warning",
-    )
-    return redirect(url_for("counter.search"), code=303)
+        flash(message_for_body(stored.body), "error")
+        return redirect(url_for("counter.search"), code=303)
+    return render_template("counter/pending.html"), 202
 
 
 # ---- result, receipt, reversal --------------------------------------------------
@@ -499,7 +470,7 @@ def cash() -> Any:
     if form is not None and form.validate_on_submit():
         try:
             amount = parse_vnd(form.advance.data or "", allow_zero=True)
-            payouts.set_cash_float(session, g.user, advance_vnd=amount)
+            floats.set_cash_float(session, g.user, advance_vnd=amount)
         except ValueError:
             flash(_("Enter the amount in đồng, e.g. 50.000.000."), "error")
         except ServiceError as exc:
@@ -507,7 +478,7 @@ def cash() -> Any:
         else:
             flash(_("Today's cash advance is recorded."), "success")
             return redirect(url_for("counter.cash"), code=303)
-    position = payouts.cash_position(session, g.user.payout_point_id, counter.today_local())
+    position = floats.cash_position(session, g.user.payout_point_id, today_local())
     return render_template("counter/cash.html", position=position, form=form)
 
 
@@ -517,7 +488,7 @@ def today() -> Any:
     """List the point's payouts of today."""
     from terminal.services import payout_log
 
-    day = counter.today_local()
+    day = today_local()
     rows, _cursor = payout_log.page(
         get_session(),
         g.user,

@@ -28,8 +28,8 @@ from flask import (
 from flask_babel import gettext as _
 
 from terminal.authz import allow
+from terminal.clock import VIETNAM
 from terminal.db import get_session
-from terminal.formatting import VIETNAM
 from terminal.forms import ActionForm, RosterCommitForm, RosterUploadForm
 from terminal.messages import message_for
 from terminal.models import RosterImport, utcnow

@@ -29,6 +29,8 @@ def people(world, session):
         full_name="Nguyễn Thị Hoa",
         id_number="046160000001",
         born=date(1960, 5, 1),
+        method="account",
+        provider="viettel_pay",
         proxy={"full_name": "Trần Văn Tư", "id_number": "046080000002", "relationship": "Con"},
     )
     elsewhere = make_beneficiary(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from terminal.services.counter import today_local
+from terminal.clock import today_local
 from tests.browser.conftest import SCRIPT, shoot
 
 pytestmark = pytest.mark.browser

@@ -6,6 +6,7 @@ import base64
 import io
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pypdfium2
@@ -14,8 +15,8 @@ import zxingcpp
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from terminal.models import AuditEvent, Receipt
-from terminal.services import counter, payouts, receipts
+from terminal.models import AuditEvent, Payout, Receipt
+from terminal.services import counter, payouts, receipts, verifications
 from terminal.services.receipt_tokens import load_public_key, read_token
 from tests.conftest import SECRET
 from tests.factories import make_beneficiary, set_float
@@ -36,7 +37,7 @@ def paid(app, world, session):
     )
     set_float(session, "HTBD")
     clerk = world.users["clerk"]
-    result = counter.verify_collector(
+    result = verifications.verify_collector(
         session,
         clerk,
         beneficiary_code=person.code,
@@ -46,10 +47,23 @@ def paid(app, world, session):
     )
     due = counter.beneficiary_file(session, clerk, person.code).due
     order = payouts.PayoutOrder(result.verification.id, tuple(e.id for e in due), "cash", None)
-    payout = payouts.record_payout(session, clerk, order)
+    payout = pay_now(app, session, clerk, order)
     with app.app_context():
-        receipts.after_commit(app, session, payout)
+        receipts.write_original(app, session, payout)
     return payout
+
+
+def pay_now(app, session, user, order):
+    """Pay through the one payment path and return the payout."""
+    outcome = payouts.pay(
+        session,
+        user,
+        order,
+        key=str(uuid.uuid4()),
+        verify_url=lambda payout: receipts.verify_url(app, payout),
+    )
+    assert outcome.status == 201, outcome.body
+    return session.get(Payout, outcome.payout_id)
 
 
 def pdf_text(data: bytes) -> str:
@@ -254,7 +268,7 @@ def test_hostile_names_render_as_text(app, world, session, client):
     session.commit()
     set_float(session, "HTBD")
     clerk = world.users["clerk"]
-    result = counter.verify_collector(
+    result = verifications.verify_collector(
         session,
         clerk,
         beneficiary_code=person.code,
@@ -262,8 +276,8 @@ def test_hostile_names_render_as_text(app, world, session, client):
         id_number="046160000099",
     )
     due = counter.beneficiary_file(session, clerk, person.code).due
-    payout = payouts.record_payout(
-        session, clerk, payouts.PayoutOrder(result.verification.id, (due[0].id,), "cash", None)
+    payout = pay_now(
+        app, session, clerk, payouts.PayoutOrder(result.verification.id, (due[0].id,), "cash", None)
     )
     with app.app_context():
         data = receipts.original_pdf(app, session, payout)

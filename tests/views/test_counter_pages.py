@@ -77,14 +77,41 @@ def test_search_by_scanned_qr_opens_the_beneficiary_prefilled(as_role, hoa):
     html = response.get_data(as_text=True)
     assert 'data-testid="beneficiary-name"' in html
     assert 'value="046153060816|186153060' in html  # ready to verify with one Enter
-    assert re.search(r'value="beneficiary" checked', html)
+    assert re.search(r'value="auto" checked', html)
 
 
-def test_search_by_proxy_id_preselects_the_proxy(as_role, hoa):
+def test_proxy_card_after_a_name_search_is_recognised(as_role, hoa, session):
+    """The usual path: a name search, then the proxy's card with the default choice."""
+    clerk = as_role("clerk")
+    html = clerk.get("/counter/b/TTH0000001").get_data(as_text=True)
+    assert re.search(r'value="auto" checked', html)
+    confirm = verified_confirm_url(clerk, collector="auto", identity="046080000002")
+    page = clerk.get(confirm).get_data(as_text=True)
+    assert 'data-testid="collector-name">Trần Văn Tư<' in page
+    session.rollback()
+    assert session.scalar(select(func.count(Failure.id))) == 0
+
+
+def test_the_clerks_choice_overrides_recognition(as_role, hoa, session):
+    clerk = as_role("clerk")
+    response = post_form(
+        clerk,
+        "/counter/b/TTH0000001",
+        "/counter/b/TTH0000001/verify",
+        {"collector": "beneficiary", "identity": "046080000002"},
+    )
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'data-code="id_mismatch"' in html
+    session.rollback()
+    failure = session.scalar(select(Failure))
+    assert failure.detail_code == "verification.id_mismatch" and failure.detail == ""
+
+
+def test_search_by_proxy_id_then_enter_verifies_the_proxy(as_role, hoa):
     clerk = as_role("clerk")
     html = search(clerk, "046080000002").get_data(as_text=True)
-    proxy_id = hoa.proxies[0].id
-    assert re.search(rf'value="proxy:{proxy_id}" checked', html)
+    assert 'value="046080000002"' in html and re.search(r'value="auto" checked', html)
 
 
 def test_full_flow_and_resubmit_pays_once(as_role, hoa, session):

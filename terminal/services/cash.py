@@ -1,0 +1,172 @@
+"""Cash floats: the day's advance of a point, the cash paid from it, what is left.
+
+Every cash payout, at the counter or at home, is paid from the point's float of
+that Vietnam day; a payout that the float cannot cover is refused. Reversed
+payouts no longer count, so a reversal returns its cash to the float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from terminal.clock import day_bounds, today_local
+from terminal.db import write_transaction
+from terminal.models import CashFloat, Channel, Payout, PayoutStatus, User, utcnow
+from terminal.policy import require
+from terminal.services.audit import record_event
+from terminal.services.errors import InvalidInput, Refused
+
+CASH_CHANNELS = (Channel.CASH, Channel.CASH_HOME)
+MAX_ADVANCE_VND = 10**13
+
+
+@dataclass(frozen=True)
+class CashPosition:
+    """A point's cash for one day."""
+
+    day: date
+    advance_vnd: int | None
+    paid_vnd: int
+    payouts: int
+
+    @property
+    def remaining_vnd(self) -> int:
+        """Return the cash that should be left in the drawer."""
+        return (self.advance_vnd or 0) - self.paid_vnd
+
+
+def _paid_today(point_id: int, day: date) -> tuple[object, object]:
+    """Return the scalar subqueries of the cash paid at a point on a day, and how often."""
+    start, end = day_bounds(day)
+    where = (
+        Payout.point_id == point_id,
+        Payout.channel.in_(CASH_CHANNELS),
+        Payout.status == PayoutStatus.COMPLETED,
+        Payout.paid_at >= start,
+        Payout.paid_at < end,
+    )
+    paid = select(func.coalesce(func.sum(Payout.amount_vnd), 0)).where(*where).scalar_subquery()
+    count = select(func.count(Payout.id)).where(*where).scalar_subquery()
+    return paid, count
+
+
+def cash_position(session: Session, point_id: int, day: date) -> CashPosition:
+    """Return the advance, the cash paid and what is left at a point on a day."""
+    paid, count = _paid_today(point_id, day)
+    advance = (
+        select(CashFloat.advance_vnd)
+        .where(CashFloat.point_id == point_id, CashFloat.business_date == day)
+        .scalar_subquery()
+    )
+    row = session.execute(select(advance, paid, count)).one()
+    return CashPosition(day=day, advance_vnd=row[0], paid_vnd=int(row[1]), payouts=int(row[2]))
+
+
+def cash_remaining(session: Session, point_id: int, day: date) -> int | None:
+    """Return the cash left on a day, locking the float row (cash payouts queue on it).
+
+    None when no advance is recorded for the day. One statement: the float row,
+    locked, with the day's cash payouts summed beside it.
+    """
+    paid, _count = _paid_today(point_id, day)
+    row = session.execute(
+        select(CashFloat.advance_vnd, paid)
+        .where(CashFloat.point_id == point_id, CashFloat.business_date == day)
+        .with_for_update(of=CashFloat)
+    ).first()
+    if row is None:
+        return None
+    return int(row[0]) - int(row[1])
+
+
+def set_cash_float(
+    session: Session, user: User, *, advance_vnd: int, day: date | None = None
+) -> CashFloat:
+    """Record the day's cash advance of the supervisor's point (replacing the figure)."""
+    require(user, "supervise")
+    if user.payout_point_id is None:
+        raise Refused("only a point's supervisor records its cash float", code="forbidden")
+    return set_point_cash_float(
+        session, user.payout_point_id, advance_vnd=advance_vnd, day=day, recorded_by=user
+    )
+
+
+def set_point_cash_float(
+    session: Session,
+    point_id: int,
+    *,
+    advance_vnd: int,
+    day: date | None,
+    recorded_by: User,
+    actor: str | None = None,
+) -> CashFloat:
+    """Record a point's cash advance for a day; never below the cash already paid."""
+    if (
+        isinstance(advance_vnd, bool)
+        or not isinstance(advance_vnd, int)
+        or not 0 <= advance_vnd <= MAX_ADVANCE_VND
+    ):
+        raise InvalidInput("the advance must be a whole number of đồng", code="amount_invalid")
+    day = day or today_local()
+    with write_transaction(session):
+        row = session.scalar(
+            select(CashFloat)
+            .where(CashFloat.point_id == point_id, CashFloat.business_date == day)
+            .with_for_update()
+        )
+        paid = cash_position(session, point_id, day).paid_vnd
+        if advance_vnd < paid:
+            raise Refused(
+                "the advance cannot be less than the cash already paid today",
+                code="advance_below_paid",
+                paid=paid,
+            )
+        row = write_cash_float(
+            session,
+            row,
+            point_id=point_id,
+            day=day,
+            advance_vnd=advance_vnd,
+            recorded_by=recorded_by,
+            actor=actor,
+        )
+    return row
+
+
+def write_cash_float(
+    session: Session,
+    row: CashFloat | None,
+    *,
+    point_id: int,
+    day: date,
+    advance_vnd: int,
+    recorded_by: User,
+    actor: str | None = None,
+) -> CashFloat:
+    """Create or replace a day's advance, with its audit event, in the caller's transaction."""
+    before = row.advance_vnd if row else None
+    if row is None:
+        row = CashFloat(
+            point_id=point_id,
+            business_date=day,
+            advance_vnd=advance_vnd,
+            recorded_by_id=recorded_by.id,
+        )
+        session.add(row)
+    else:
+        row.advance_vnd = advance_vnd
+        row.updated_at = utcnow()
+    session.flush()
+    record_event(
+        session,
+        actor=actor or recorded_by.username,
+        action="cash_float.set",
+        object_type="cash_float",
+        object_id=row.id,
+        data={"day": day.isoformat(), "advance_vnd": [before, advance_vnd]},
+    )
+    return row
