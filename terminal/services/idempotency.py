@@ -81,7 +81,7 @@ def _insert(session: Session) -> Any:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def claim(session: Session, user: User, key: str, request_hash: str) -> int | StoredResponse:
+def claim(session: Session, user_id: int, key: str, request_hash: str) -> int | StoredResponse:
     """Inside the caller's write transaction: take a key, or return what it already got.
 
     Refuses a key used for another request (422) and one whose first request is
@@ -90,7 +90,7 @@ def claim(session: Session, user: User, key: str, request_hash: str) -> int | St
     new_id = session.execute(
         _insert(session)(IdempotencyRecord)
         .values(
-            user_id=user.id,
+            user_id=user_id,
             key=key,
             request_hash=request_hash,
             state=IdempotencyState.IN_PROGRESS,
@@ -103,7 +103,7 @@ def claim(session: Session, user: User, key: str, request_hash: str) -> int | St
         return int(new_id)
     record = session.scalar(
         select(IdempotencyRecord)
-        .where(IdempotencyRecord.user_id == user.id, IdempotencyRecord.key == key)
+        .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
         .with_for_update()
     )
     if record is None:  # deleted between the two statements: the next try inserts it
@@ -125,7 +125,7 @@ def claim_key(session: Session, user: User, key: str, request_hash: str) -> int 
     for _attempt in range(2):
         try:
             with write_transaction(session):
-                return claim(session, user, key, request_hash)
+                return claim(session, user.id, key, request_hash)
         except IntegrityError:
             continue  # another process inserted it at the same moment: read it
     raise InProgress("the first request with this key is still being processed")
@@ -146,7 +146,12 @@ def finish(session: Session, record_id: int, status: int, body: Mapping[str, Any
 
 
 def store_refusal(
-    session: Session, user: User, key: str, request_hash: str, status: int, body: Mapping[str, Any]
+    session: Session,
+    user_id: int,
+    key: str,
+    request_hash: str,
+    status: int,
+    body: Mapping[str, Any],
 ) -> None:
     """Remember a refusal as a key's answer, in a transaction of its own.
 
@@ -160,7 +165,7 @@ def store_refusal(
         session.execute(
             _insert(session)(IdempotencyRecord)
             .values(
-                user_id=user.id,
+                user_id=user_id,
                 key=key,
                 request_hash=request_hash,
                 state=IdempotencyState.DONE,

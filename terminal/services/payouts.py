@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from terminal.clock import local_date, to_local
 from terminal.db import begin_write
@@ -46,7 +47,6 @@ from terminal.models import (
     PaymentMethod,
     Payout,
     PayoutLine,
-    PayoutPoint,
     PayoutStatus,
     PointKind,
     Receipt,
@@ -55,13 +55,19 @@ from terminal.models import (
     Verification,
     utcnow,
 )
-from terminal.policy import require, sees_point
+from terminal.policy import may, require, sees_point
 from terminal.services import idempotency
 from terminal.services.audit import record_event
 from terminal.services.cash import CASH_CHANNELS, cash_remaining
-from terminal.services.errors import Conflict, InvalidInput, NotFound, Refused, ServiceError
+from terminal.services.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Refused,
+    ServiceError,
+)
 from terminal.services.failures import REFUSAL_REASONS, log_failure
-from terminal.services.verifications import get_verification
 
 log = logging.getLogger("terminal")
 
@@ -131,6 +137,35 @@ class PayoutOrder:
 
 
 @dataclass(frozen=True)
+class _Actor:
+    """Who pays, read before the write transaction (its BEGIN expires loaded objects)."""
+
+    id: int
+    username: str
+    point_id: int
+    point_code: str
+    point_kind: PointKind
+    receipt_format: Any
+    supervises: bool
+
+
+def _actor(user: User) -> _Actor:
+    """Return the facts of a paying user that the payment needs."""
+    point = user.payout_point
+    if point is None:
+        raise Refused("a payout point is needed to pay", code="forbidden")
+    return _Actor(
+        id=user.id,
+        username=user.username,
+        point_id=point.id,
+        point_code=point.code,
+        point_kind=point.kind,
+        receipt_format=point.receipt_format,
+        supervises=may(user, "supervise"),
+    )
+
+
+@dataclass(frozen=True)
 class PaymentOutcome:
     """What a payment request got: a payout (201), or the first answer of its key."""
 
@@ -195,15 +230,16 @@ def pay(
     key = idempotency.check_key(key)
     ids, provider_ref, override = _checked(order)
     request_hash = order.digest()
+    actor = _actor(user)
     begin_write(session)
     try:
-        claimed = idempotency.claim(session, user, key, request_hash)
+        claimed = idempotency.claim(session, actor.id, key, request_hash)
         if isinstance(claimed, idempotency.StoredResponse):
             session.rollback()
             return PaymentOutcome(claimed.status, claimed.body, replayed=True)
         payout, body = _record(
             session,
-            user,
+            actor,
             order.verification_id,
             ids,
             order.channel,
@@ -218,18 +254,24 @@ def pay(
         if "payout_lines" not in str(exc.orig) and "uq_payout_lines" not in str(exc.orig):
             raise
         # The database's last guard: another payout committed these entitlements first.
-        winner = next((i for i in ids if receipt_no_of_entitlement(session, i)), ids[0])
+        winner = session.scalar(
+            select(PayoutLine.entitlement_id)
+            .where(PayoutLine.entitlement_id.in_(ids), PayoutLine.reversed_at.is_(None))
+            .order_by(PayoutLine.entitlement_id)
+            .limit(1)
+        )
+        winner = winner if winner is not None else ids[0]
         error = AlreadyPaid(
             "already paid",
             entitlement_id=winner,
             receipt_no=receipt_no_of_entitlement(session, winner),
         )
-        _refused(session, user, order, key, request_hash, error)
+        _refused(session, actor, order, key, request_hash, error)
         raise error from None
     except ServiceError as error:
         session.rollback()
         if not isinstance(error, (idempotency.InProgress, idempotency.KeyReused)):
-            _refused(session, user, order, key, request_hash, error)
+            _refused(session, actor, order, key, request_hash, error)
         raise
     except BaseException:
         session.rollback()
@@ -242,7 +284,7 @@ def pay(
 
 def _refused(
     session: Session,
-    user: User,
+    actor: _Actor,
     order: PayoutOrder,
     key: str,
     request_hash: str,
@@ -252,10 +294,10 @@ def _refused(
     reason = REFUSAL_REASONS.get(error.code)
     if reason is not None:
         verification = session.get(Verification, order.verification_id)
-        if verification is not None and verification.user_id == user.id:
+        if verification is not None and verification.user_id == actor.id:
             failure = log_failure(
                 session,
-                user=user,
+                user=session.get(User, actor.id),
                 reason=reason,
                 detail_code=f"refusal.{error.code}",
                 params={k: v for k, v in error.fields.items() if isinstance(v, int | str)},
@@ -264,12 +306,12 @@ def _refused(
                 channel=Channel.CASH if order.channel == "cash" else Channel.ACCOUNT,
             )
             error.fields["failure_id"] = failure.id
-    idempotency.store_refusal(session, user, key, request_hash, error.status, error_body(error))
+    idempotency.store_refusal(session, actor.id, key, request_hash, error.status, error_body(error))
 
 
 def _record(
     session: Session,
-    user: User,
+    actor: _Actor,
     verification_id: int,
     ids: tuple[int, ...],
     requested_channel: str,
@@ -278,14 +320,24 @@ def _record(
     verify_url: Callable[[Payout], str],
 ) -> tuple[Payout, dict[str, Any]]:
     """Write a payout inside the caller's write transaction; return it and its answer."""
-    verification = get_verification(session, user, verification_id)
-    person = verification.beneficiary
-    point = user.payout_point
-    # Verifications are made within the user's scope; one made at another point (the
-    # user was moved since) is not good here.
-    if point is None or verification.point_id != point.id:
+    verification = session.scalar(
+        select(Verification)
+        .where(Verification.id == verification_id)
+        .options(lazyload(Verification.beneficiary, Beneficiary.proxies))
+    )
+    # Someone else's verification is as good as none; verifications are made within
+    # the user's scope, and one made at another point (the user moved since) is not
+    # good here.
+    if (
+        verification is None
+        or verification.user_id != actor.id
+        or verification.point_id != actor.point_id
+    ):
         raise NotFound("no such verification", code="verification_not_found")
-    channel = _channel_rule(user, person, point, requested_channel, override)
+    if verification.expires_at <= utcnow():
+        raise Refused("the verification has expired; verify again", code="verification_expired")
+    person = verification.beneficiary
+    channel = _channel_rule(actor, person, requested_channel, override)
     entitlements = {
         e.id: e
         for e in session.scalars(
@@ -318,14 +370,14 @@ def _record(
     total = sum(entitlements[i].amount_vnd for i in ids)
     now = utcnow()
     if channel in CASH_CHANNELS:
-        remaining = cash_remaining(session, point.id, local_date(now))
+        remaining = cash_remaining(session, actor.point_id, local_date(now))
         if remaining is None or total > remaining:
             raise InsufficientCash(
                 "not enough cash left in today's float", needed=total, remaining=remaining or 0
             )
     payout = Payout(
-        point_id=point.id,
-        user_id=user.id,
+        point_id=actor.point_id,
+        user_id=actor.id,
         verification_id=verification.id,
         beneficiary_id=person.id,
         channel=channel,
@@ -338,11 +390,15 @@ def _record(
     )
     session.add(payout)
     session.flush()
-    session.add_all(
-        PayoutLine(payout_id=payout.id, entitlement_id=i, amount_vnd=entitlements[i].amount_vnd)
-        for i in ids
+    # One statement for all lines; the partial unique index speaks here if another
+    # payout won.
+    session.execute(
+        insert(PayoutLine),
+        [
+            {"payout_id": payout.id, "entitlement_id": i, "amount_vnd": entitlements[i].amount_vnd}
+            for i in ids
+        ],
     )
-    session.flush()  # the partial unique index speaks here if another payout won
     session.execute(
         update(Entitlement)
         .where(Entitlement.id.in_(ids))
@@ -350,14 +406,14 @@ def _record(
         .execution_options(synchronize_session=False)
     )
     year = local_date(now).year
-    seq = _next_receipt_seq(session, point.id, year)
+    seq = _next_receipt_seq(session, actor.point_id, year)
     receipt = Receipt(
         payout_id=payout.id,
-        receipt_no=format_receipt_no(point.code, year, seq),
-        point_id=point.id,
+        receipt_no=format_receipt_no(actor.point_code, year, seq),
+        point_id=actor.point_id,
         year=year,
         seq=seq,
-        format=point.receipt_format,
+        format=actor.receipt_format,
     )
     session.add(receipt)
     _resolve_failures(session, payout.id, ids, person.id, now)
@@ -368,7 +424,7 @@ def _record(
     )
     record_event(
         session,
-        actor=user.username,
+        actor=actor.username,
         action="payout.recorded",
         object_type="payout",
         object_id=payout.id,
@@ -384,7 +440,7 @@ def _record(
             **({"override_reason": override} if override else {}),
         },
     )
-    payout.receipt = receipt
+    set_committed_value(payout, "receipt", receipt)  # known: no need to load it
     body = {
         "payout_id": payout.id,
         "receipt_no": receipt.receipt_no,
@@ -401,7 +457,7 @@ def _record(
 
 
 def _channel_rule(
-    user: User, person: Beneficiary, point: PayoutPoint, requested: str, override: str | None
+    actor: _Actor, person: Beneficiary, requested: str, override: str | None
 ) -> Channel:
     """Return the payout's channel: it follows the beneficiary's payment method.
 
@@ -409,10 +465,11 @@ def _channel_rule(
     float. The one exception: cash for an account holder whose account cannot pay
     out, on the point supervisor's word (``override``, audited).
     """
-    channel = channel_for(requested, point.kind)
+    channel = channel_for(requested, actor.point_kind)
     wanted = "account" if person.payment_method is PaymentMethod.ACCOUNT else "cash"
     if override is not None:
-        require(user, "supervise")
+        if not actor.supervises:
+            raise Forbidden("only the point's supervisor may pay an account holder in cash")
         if wanted != "account" or requested != "cash":
             raise ChannelNotAllowed(
                 "an override pays an account holder in cash, nothing else",
