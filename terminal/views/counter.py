@@ -24,6 +24,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from sqlalchemy import select
 
 from terminal.authz import allow, may
 from terminal.clock import today_local
@@ -38,7 +39,14 @@ from terminal.forms import (
     VerifyForm,
 )
 from terminal.messages import message_for, message_for_body
-from terminal.models import Channel, CollectorType, FailureReason, PaymentMethod
+from terminal.models import (
+    Beneficiary,
+    Channel,
+    CollectorType,
+    FailureReason,
+    PaymentMethod,
+    Verification,
+)
 from terminal.money import parse_vnd, vnd_in_words
 from terminal.services import cash as floats
 from terminal.services import counter, failures, idempotency, payouts, receipts, verifications
@@ -353,12 +361,18 @@ def pay(verification_id: int) -> Any:
 
 
 def _refused(verification_id: int, form: PayForm, code: str, message: str, status: int) -> Any:
-    """Show a refused payment on the confirmation, or on the search if it is gone."""
+    """Show a refused payment on its confirmation, or alone if the verification is gone."""
+    session = get_session()
     try:
-        verifications.get_verification(get_session(), g.user, verification_id)
+        verifications.get_verification(session, g.user, verification_id)
     except ServiceError:
-        flash(message, "error")
-        return redirect(url_for("counter.search"), code=303)
+        person = session.scalar(
+            select(Beneficiary.code)
+            .join(Verification, Verification.beneficiary_id == Beneficiary.id)
+            .where(Verification.id == verification_id, Verification.user_id == g.user.id)
+        )
+        page = render_template("counter/refused.html", error=message, error_code=code, code=person)
+        return page, status
     return _confirm_page(verification_id, form=form, error=message, error_code=code, status=status)
 
 
