@@ -130,12 +130,24 @@ DETAILS = {
 }
 
 
+def _labelled(fields: dict[str, Any]) -> dict[str, Any]:
+    """Return fields with domain codes (a payment method, a status) named in words."""
+    from terminal.labels import METHOD, STATUS
+
+    values = dict(fields)
+    for name, table in (("method", METHOD), ("roster_status", STATUS)):
+        label = next((v for k, v in table.items() if k.value == values.get(name)), None)
+        if label is not None:
+            values[name] = str(label)
+    return values
+
+
 def detail_text(code: str | None, params: dict[str, Any]) -> str:
     """Return what a failure's detail code says, in the reader's language."""
     message = DETAILS.get(code or "")
     if message is None:
         return ""
-    values = dict(params)
+    values = _labelled(params)
     for name in ("valid_from", "valid_until"):
         if isinstance(values.get(name), str) and len(values[name]) == 10:
             year, month, day = values[name].split("-")
@@ -170,7 +182,7 @@ def message_for(error: ServiceError) -> str:
     text = str(message)
     if "%(" in text:
         try:
-            return text % error.fields
+            return text % _labelled(error.fields)
         except (KeyError, TypeError, ValueError):
             return error.message
     return text

@@ -227,12 +227,19 @@ def _module_mm_for(n_total: int, style: _Style) -> float | None:
     return module if module >= QR_MIN_MODULE_MM else None
 
 
+# A fixed mask pattern: any of the eight is valid for every reader, and choosing the
+# "best" one means scoring all eight in pure Python (about 40 ms of a receipt's
+# 60 ms). The penalty rules it would minimise matter for hard-to-read symbols; ours
+# are printed large, with a quiet zone, at Q or M error correction.
+QR_MASK = 2
+
+
 def _qr_for(url: str, style: _Style) -> tuple[QrPlan, list[list[bool]]]:
     # Q (25 % recovery) survives a creased, faded thermal slip better than M (15 %); it costs
     # one or two versions. Use Q while its symbol fits the target size at >= 0.5 mm per
     # module (URLs up to ~100 bytes), else M so long URLs still print at a scannable size.
     for level, ec in (("Q", ERROR_CORRECT_Q), ("M", ERROR_CORRECT_M)):
-        qr = qrcode.QRCode(error_correction=ec, border=0)
+        qr = qrcode.QRCode(error_correction=ec, border=0, mask_pattern=QR_MASK)
         qr.add_data(url.encode("utf-8"))
         try:
             version = qr.best_fit()

@@ -140,7 +140,8 @@ def create_verification() -> Any:
         get_session(),
         g.user,
         beneficiary_code=data.beneficiary_code,
-        collector=data.collector,
+        # Left out, the collector is recognised from the ID; a proxy_id names a proxy.
+        collector=data.collector or ("proxy" if data.proxy_id is not None else None),
         proxy_id=data.proxy_id,
         id_number=data.id_number,
         id_qr=data.id_qr,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from terminal.db import new_session, write_transaction
 from terminal.models import ApiToken, LoginAttempt, LoginSession, PayoutPoint, Role, User, utcnow
+from terminal.policy import STAFF
 from terminal.security import digest, hash_password, new_secret, verify_password
 from terminal.services.audit import record_event
 from terminal.services.errors import InvalidInput, NotFound, Throttled, Unauthorized
@@ -25,7 +26,8 @@ LOCKOUT_WINDOW = timedelta(minutes=15)
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,31}$")
 PASSWORD_MIN, PASSWORD_MAX = 10, 128
 # Counter, agent, delivery and supervisor staff act for one payout point.
-POINT_ROLES = frozenset({Role.CLERK, Role.AGENT, Role.DELIVERY, Role.SUPERVISOR})
+# Roles that work at a payout point: the policy's staff.
+POINT_ROLES = STAFF
 
 
 def normalize_username(username: str) -> str:

@@ -29,11 +29,11 @@ from terminal.models import (
     Payout,
     PayoutStatus,
     Receipt,
-    Role,
     User,
     utcnow,
 )
 from terminal.money import vnd_in_words
+from terminal.policy import sees_point
 from terminal.receipt_pdf import ReceiptDocument, ReceiptLine, render_receipt_pdf
 from terminal.services.audit import record_event
 from terminal.services.errors import NotFound
@@ -203,7 +203,7 @@ def find_receipt(session: Session, user: User, receipt_no: str) -> Payout:
     if receipt is None:
         raise NotFound("no such receipt", code="receipt_not_found")
     payout = receipt.payout
-    if user.role not in (Role.AUDITOR, Role.ADMIN) and payout.point_id != user.payout_point_id:
+    if not sees_point(user, payout.point_id):
         raise NotFound("no such receipt", code="receipt_not_found")
     return payout
 

@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from terminal.models import (
 )
 from terminal.services.audit import EventData, record_event, record_events
 from terminal.services.errors import InvalidInput, Refused
+from terminal.services.failures import follow_up_due
 from terminal.services.places import get_or_create_commune, get_or_create_district
 from terminal.services.roster_file import (
     COLUMNS,
@@ -61,7 +62,6 @@ from terminal.text import fold
 PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})$")
 BATCH = 1000
 REPORT_CAP = 2000  # changes and missing codes listed one by one; beyond, only counted
-FOLLOW_UP_DAYS = 5  # failed or flagged cases are settled within T+5
 
 # Beneficiary columns a roster row sets, compared to say what changed.
 COMPARED = (
@@ -531,7 +531,7 @@ class _ImportRun:
                 "reason": FailureReason.DATA_ERROR,
                 "detail": ("Roster " + self.period_code + ": " + "; ".join(row.flags))[:1000],
                 "status": FailureStatus.OPEN,
-                "due_by": self.today + timedelta(days=FOLLOW_UP_DAYS),
+                "due_by": follow_up_due(self.today),
                 "note": "",
                 "created_at": utcnow(),
             }

@@ -124,6 +124,21 @@ def test_beneficiary_scans_the_card_qr(page, counter_server):
     assert "VTB-20211015-0042" in page.content()
 
 
+def test_proxy_card_after_a_name_search_is_recognised(page, counter_server):
+    """The path most people take: found by name, then the proxy's card, default choice."""
+    base = counter_server
+    record_cash_advance(page, base)
+    sign_in(page, base, "clerk")
+    page.goto(base + "/counter/b/TTH0000002")
+    assert focused_testid(page) == "identity"
+    assert page.get_by_test_id("collector-auto").locator("input").is_checked()
+    page.keyboard.type("046071390487")
+    page.keyboard.press("Enter")
+    page.get_by_test_id("pay-form").wait_for()
+    assert "Phạm Văn Thủy" in page.get_by_test_id("collector-name").inner_text()
+    shoot(page, "counter-proxy-recognised")
+
+
 def test_wrong_id_is_refused_on_screen(page, counter_server):
     base = counter_server
     sign_in(page, base, "clerk")
