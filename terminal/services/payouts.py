@@ -40,6 +40,7 @@ from terminal.models import (
     IdempotencyState,
     Payout,
     PayoutLine,
+    PayoutPoint,
     PayoutStatus,
     PointKind,
     Receipt,
@@ -51,6 +52,7 @@ from terminal.models import (
 from terminal.services.audit import record_event
 from terminal.services.counter import commune_ids, get_verification, log_failure, today_local
 from terminal.services.errors import Conflict, InvalidInput, NotFound, Refused
+from terminal.services.places import normalize_point_code
 
 log = logging.getLogger("terminal")
 
@@ -505,7 +507,7 @@ def reverse_payout(session: Session, user: User, payout_id: int, *, reason: str)
     try:
         payout = get_payout(session, user, payout_id)
         if payout.status is not PayoutStatus.COMPLETED:
-            raise Refused("this payout is already reversed", code="already_reversed")
+            raise Conflict("this payout is already reversed", code="already_reversed")
         now = utcnow()
         payout.status = PayoutStatus.REVERSED
         payout.reversed_at = now
@@ -596,8 +598,36 @@ def _cash_remaining(session: Session, point_id: int, day: date, *, lock: bool) -
     return cash_position(session, point_id, day).remaining_vnd
 
 
+# Days a cash float may be read or recorded for: nothing the terminal holds is older
+# than 2000, and an advance is prepared at most a month ahead. Beyond that a date is a
+# typo, and extremes such as 9999-12-31 would overflow the day's bounds.
+EARLIEST_CASH_DAY = date(2000, 1, 1)
+CASH_DAYS_AHEAD = 31
+
+
+def check_cash_day(day: date | None) -> date:
+    """Return the day of a cash float (today in Vietnam if none) or refuse one out of range."""
+    today = today_local()
+    if day is None:
+        return today
+    latest = today + timedelta(days=CASH_DAYS_AHEAD)
+    if not EARLIEST_CASH_DAY <= day <= latest:
+        raise InvalidInput(
+            f"the date must be between {EARLIEST_CASH_DAY.isoformat()} and {latest.isoformat()}",
+            code="date_out_of_range",
+            earliest=EARLIEST_CASH_DAY.isoformat(),
+            latest=latest.isoformat(),
+        )
+    return day
+
+
 def set_cash_float(
-    session: Session, user: User, *, advance_vnd: int, day: date | None = None
+    session: Session,
+    user: User,
+    *,
+    advance_vnd: int,
+    day: date | None = None,
+    actor: str | None = None,
 ) -> CashFloat:
     """Record the day's cash advance of the supervisor's point (replacing the figure)."""
     if user.role is not Role.SUPERVISOR or user.payout_point_id is None:
@@ -608,7 +638,7 @@ def set_cash_float(
         or not 0 <= advance_vnd <= 10**13
     ):
         raise InvalidInput("the advance must be a whole number of đồng", code="amount_invalid")
-    day = day or today_local()
+    day = check_cash_day(day)
     with write_transaction(session):
         row = session.scalar(
             select(CashFloat)
@@ -618,7 +648,8 @@ def set_cash_float(
         paid = cash_position(session, user.payout_point_id, day).paid_vnd
         if advance_vnd < paid:
             raise Refused(
-                "the advance cannot be less than the cash already paid today",
+                f"the advance cannot be less than the {paid} đồng already paid in cash "
+                f"on {day.isoformat()}",
                 code="advance_below_paid",
                 paid=paid,
             )
@@ -629,8 +660,39 @@ def set_cash_float(
             day=day,
             advance_vnd=advance_vnd,
             recorded_by=user,
+            actor=actor,
         )
     return row
+
+
+def set_point_cash_float(
+    session: Session, point_code: str, *, advance_vnd: int, day: date | None, actor: str
+) -> CashFloat:
+    """Record a point's cash advance without a signed-in user (the command line).
+
+    The float is recorded in the name of the point's supervisor, whose duty it is
+    (DESIGN, "Who uses it"); the audit event names ``actor`` as who typed it.
+    """
+    code = normalize_point_code(point_code)
+    point_id = session.scalar(select(PayoutPoint.id).where(PayoutPoint.code == code))
+    if point_id is None:
+        raise NotFound(f"no payout point {code}", code="point_not_found")
+    supervisor = session.scalar(
+        select(User)
+        .where(
+            User.payout_point_id == point_id,
+            User.role == Role.SUPERVISOR,
+            User.active.is_(True),
+        )
+        .order_by(User.id)
+        .limit(1)
+    )
+    if supervisor is None:
+        raise Refused(
+            f"point {code} has no active supervisor to record its cash float for",
+            code="supervisor_required",
+        )
+    return set_cash_float(session, supervisor, advance_vnd=advance_vnd, day=day, actor=actor)
 
 
 def write_cash_float(
