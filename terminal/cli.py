@@ -332,6 +332,40 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
+@click.command("cash-float")
+@click.argument("point")
+@click.option("--advance", required=True, help="The day's cash advance in đồng, e.g. 50000000.")
+@click.option("--date", "day", default=None, help="YYYY-MM-DD; today in Vietnam if left out.")
+@service_command
+def cash_float(point: str, advance: str, day: str | None) -> None:
+    """Record a point's cash advance for a day (audited with the actor "cli")."""
+    from terminal.formatting import parse_iso_date
+    from terminal.money import InvalidAmount, format_vnd, parse_vnd
+    from terminal.services.cash import cash_position, set_point_cash_float
+    from terminal.services.places import normalize_point_code
+
+    try:
+        amount = parse_vnd(advance, allow_zero=True)
+    except InvalidAmount as exc:
+        raise click.BadParameter(str(exc), param_hint="'--advance'") from None
+    try:
+        business_date = parse_iso_date(day) if day is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--date'") from None
+    with _session() as session:
+        row = set_point_cash_float(
+            session, point, advance_vnd=amount, day=business_date, actor="cli"
+        )
+        position = cash_position(session, row.point_id, row.business_date)
+    code = normalize_point_code(point)
+    count = f"{position.payouts} payout{'' if position.payouts == 1 else 's'}"
+    click.echo(
+        f"cash float {code} {position.day.isoformat()}: advance {format_vnd(amount)}, "
+        f"paid in cash {format_vnd(position.paid_vnd)} ({count}), "
+        f"remaining {format_vnd(position.remaining_vnd)}"
+    )
+
+
 @click.command("serve")
 @click.option(
     "--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="$HOST or 127.0.0.1"
@@ -374,6 +408,7 @@ commands = [
     generate,
     verify_receipt,
     audit_verify,
+    cash_float,
     serve,
 ]
 

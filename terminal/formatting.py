@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 from flask import Flask
@@ -27,6 +28,18 @@ def format_datetime(value: datetime | None) -> str:
     if value is None:
         return ""
     return to_local(value).strftime("%d/%m/%Y %H:%M")
+
+
+# Exactly YYYY-MM-DD with ASCII digits: date.fromisoformat alone also takes "20211001",
+# and pydantic a Unix timestamp, which no script means as a day.
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_iso_date(text: str) -> date:
+    """Return the date written YYYY-MM-DD, or raise ValueError for anything else."""
+    if not isinstance(text, str) or not _ISO_DATE.fullmatch(text):
+        raise ValueError("dates are written YYYY-MM-DD")
+    return date.fromisoformat(text)
 
 
 def init_app(app: Flask) -> None:

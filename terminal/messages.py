@@ -97,6 +97,7 @@ MESSAGES = {
     "already_reversed": _l("This payout is already reversed."),
     "advance_below_paid": _l("The advance cannot be less than the cash already paid today."),
     "amount_invalid": _l("Enter the amount in đồng, e.g. 50.000.000."),
+    "date_out_of_range": _l("The date must be between %(earliest)s and %(latest)s."),
     "idempotency_key_missing": _l("The Idempotency-Key header is required."),
     "idempotency_key_invalid": _l("The Idempotency-Key must be 1 to 255 visible ASCII characters."),
     "idempotency_key_reused": _l("This Idempotency-Key was already used for another request."),

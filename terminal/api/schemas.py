@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from terminal.formatting import parse_iso_date
+from terminal.money import MAX_AMOUNT
 
 
 class Strict(BaseModel):
@@ -240,3 +244,82 @@ class PayoutList(BaseModel):
 
     items: list[PayoutItem]
     next_cursor: str | None
+
+
+# ---- running a day: cash float and reversals ------------------------------------
+
+
+def _iso_date(value: object) -> object:
+    """Accept a date only as YYYY-MM-DD text (not a timestamp, not 20211001)."""
+    if isinstance(value, str):
+        return parse_iso_date(value)
+    return value
+
+
+def _iso_date_or_empty(value: object) -> object:
+    """Read an empty query value (``?date=``) as no date."""
+    return None if value == "" else value
+
+
+# A field named "date" would shadow the type inside the class body.
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+class CashFloatQuery(BaseModel):
+    """Which day's cash to show; today in Vietnam by default."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    date: Annotated[IsoDate | None, BeforeValidator(_iso_date_or_empty)] = None
+
+
+class CashFloatRequest(Strict):
+    """Record a day's cash advance of the supervisor's point (replaces the figure)."""
+
+    advance: int = Field(ge=0, le=MAX_AMOUNT, description="whole đồng")
+    date: IsoDate | None = Field(default=None, description="YYYY-MM-DD; today in Vietnam if none")
+
+
+class CashFloatBody(BaseModel):
+    """A point's cash for one day: the advance, the cash paid out and what is left."""
+
+    point: str
+    date: IsoDate
+    advance: int | None = Field(description="null when no advance is recorded for the day")
+    paid_cash: int
+    remaining: int
+    payouts: int = Field(description="cash payouts of the day that were not reversed")
+
+
+class AdvanceBelowPaidBody(BaseModel):
+    """The advance is less than the cash already paid that day."""
+
+    error: str
+    message: str
+    paid: int
+
+
+class ReversalRequest(Strict):
+    """Reverse a payout of the supervisor's point."""
+
+    reason: str = Field(description="why the payout is reversed, 5-500 characters")
+
+    @field_validator("reason")
+    @classmethod
+    def _no_controls(cls, value: str) -> str:
+        # Tabs and new lines become spaces in the service; NUL and other controls have
+        # no place in a reason (and PostgreSQL refuses NUL in text).
+        if any(unicodedata.category(c) == "Cc" and not c.isspace() for c in value):
+            raise ValueError("the reason contains control characters")
+        return value
+
+
+class ReversalResponse(BaseModel):
+    """A reversed payout: its entitlements are due again, its cash back in the float."""
+
+    payout_id: int
+    status: Literal["reversed"]
+    entitlement_ids: list[int]
+    receipt_no: str | None
+    amount: int
+    reversed_at: datetime

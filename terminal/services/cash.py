@@ -8,17 +8,27 @@ payouts no longer count, so a reversal returns its cash to the float.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from terminal.clock import day_bounds, today_local
 from terminal.db import write_transaction
-from terminal.models import CashFloat, Channel, Payout, PayoutStatus, User, utcnow
+from terminal.models import (
+    CashFloat,
+    Channel,
+    Payout,
+    PayoutPoint,
+    PayoutStatus,
+    Role,
+    User,
+    utcnow,
+)
 from terminal.policy import require
 from terminal.services.audit import record_event
-from terminal.services.errors import InvalidInput, Refused
+from terminal.services.errors import InvalidInput, NotFound, Refused
+from terminal.services.places import normalize_point_code
 
 CASH_CHANNELS = (Channel.CASH, Channel.CASH_HOME)
 MAX_ADVANCE_VND = 10**13
@@ -83,35 +93,50 @@ def cash_remaining(session: Session, point_id: int, day: date) -> int | None:
     return int(row[0]) - int(row[1])
 
 
+# Days a cash float may be read or recorded for: nothing the terminal holds is older
+# than 2000, and an advance is prepared at most a month ahead. Beyond that a date is a
+# typo, and extremes such as 9999-12-31 would overflow the day's bounds.
+EARLIEST_CASH_DAY = date(2000, 1, 1)
+CASH_DAYS_AHEAD = 31
+
+
+def check_cash_day(day: date | None) -> date:
+    """Return the day of a cash float (today in Vietnam if none) or refuse one out of range."""
+    today = today_local()
+    if day is None:
+        return today
+    latest = today + timedelta(days=CASH_DAYS_AHEAD)
+    if not EARLIEST_CASH_DAY <= day <= latest:
+        raise InvalidInput(
+            f"the date must be between {EARLIEST_CASH_DAY.isoformat()} and {latest.isoformat()}",
+            code="date_out_of_range",
+            earliest=EARLIEST_CASH_DAY.isoformat(),
+            latest=latest.isoformat(),
+        )
+    return day
+
+
 def set_cash_float(
-    session: Session, user: User, *, advance_vnd: int, day: date | None = None
+    session: Session,
+    user: User,
+    *,
+    advance_vnd: int,
+    day: date | None = None,
+    actor: str | None = None,
 ) -> CashFloat:
     """Record the day's cash advance of the supervisor's point (replacing the figure)."""
     require(user, "supervise")
     if user.payout_point_id is None:
         raise Refused("only a point's supervisor records its cash float", code="forbidden")
-    return set_point_cash_float(
-        session, user.payout_point_id, advance_vnd=advance_vnd, day=day, recorded_by=user
-    )
-
-
-def set_point_cash_float(
-    session: Session,
-    point_id: int,
-    *,
-    advance_vnd: int,
-    day: date | None,
-    recorded_by: User,
-    actor: str | None = None,
-) -> CashFloat:
-    """Record a point's cash advance for a day; never below the cash already paid."""
     if (
         isinstance(advance_vnd, bool)
         or not isinstance(advance_vnd, int)
         or not 0 <= advance_vnd <= MAX_ADVANCE_VND
     ):
         raise InvalidInput("the advance must be a whole number of đồng", code="amount_invalid")
-    day = day or today_local()
+    day = check_cash_day(day)
+    point_id = user.payout_point_id
+    recorded_by = user
     with write_transaction(session):
         row = session.scalar(
             select(CashFloat)
@@ -121,7 +146,8 @@ def set_point_cash_float(
         paid = cash_position(session, point_id, day).paid_vnd
         if advance_vnd < paid:
             raise Refused(
-                "the advance cannot be less than the cash already paid today",
+                f"the advance cannot be less than the {paid} đồng already paid in cash "
+                f"on {day.isoformat()}",
                 code="advance_below_paid",
                 paid=paid,
             )
@@ -135,6 +161,36 @@ def set_point_cash_float(
             actor=actor,
         )
     return row
+
+
+def set_point_cash_float(
+    session: Session, point_code: str, *, advance_vnd: int, day: date | None, actor: str
+) -> CashFloat:
+    """Record a point's cash advance without a signed-in user (the command line).
+
+    The float is recorded in the name of the point's supervisor, whose duty it is
+    (DESIGN, "Who uses it"); the audit event names ``actor`` as who typed it.
+    """
+    code = normalize_point_code(point_code)
+    point_id = session.scalar(select(PayoutPoint.id).where(PayoutPoint.code == code))
+    if point_id is None:
+        raise NotFound(f"no payout point {code}", code="point_not_found")
+    supervisor = session.scalar(
+        select(User)
+        .where(
+            User.payout_point_id == point_id,
+            User.role == Role.SUPERVISOR,
+            User.active.is_(True),
+        )
+        .order_by(User.id)
+        .limit(1)
+    )
+    if supervisor is None:
+        raise Refused(
+            f"point {code} has no active supervisor to record its cash float for",
+            code="supervisor_required",
+        )
+    return set_cash_float(session, supervisor, advance_vnd=advance_vnd, day=day, actor=actor)
 
 
 def write_cash_float(
