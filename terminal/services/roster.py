@@ -32,6 +32,7 @@ from terminal.formatting import VIETNAM
 from terminal.models import (
     Area,
     AreaLevel,
+    AuditAction,
     Beneficiary,
     BeneficiaryStatus,
     Entitlement,
@@ -466,7 +467,11 @@ class _ImportRun:
                 self._flag(person.id, row)
             self.events.append(
                 EventData(
-                    action="beneficiary.stopped" if stopping else "beneficiary.updated",
+                    action=(
+                        AuditAction.BENEFICIARY_STOPPED
+                        if stopping
+                        else AuditAction.BENEFICIARY_UPDATED
+                    ),
                     object_type="beneficiary",
                     object_id=person.id,
                     data={"code": row.code, "fields": sorted(changed), "period": self.period_code},
@@ -627,7 +632,7 @@ class _ImportRun:
                 self.report.changes.append((row.code, [FIELD_LABELS["entitlement"]]))
         self.events.append(
             EventData(
-                action="entitlement.updated",
+                action=AuditAction.ENTITLEMENT_UPDATED,
                 object_type="entitlement",
                 object_id=entitlement.id,
                 data={
@@ -664,7 +669,7 @@ class _ImportRun:
         record_event(
             self.session,
             actor=actor,
-            action="roster.imported",
+            action=AuditAction.ROSTER_IMPORTED,
             object_type="roster_import",
             object_id=record.id,
             data={
@@ -773,7 +778,7 @@ def close_period(session: Session, code: str, *, actor_id: int, actor: str) -> P
         record_event(
             session,
             actor=actor,
-            action="period.closed",
+            action=AuditAction.PERIOD_CLOSED,
             object_type="period",
             object_id=period.id,
             data={"period": period.code},

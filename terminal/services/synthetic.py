@@ -40,6 +40,7 @@ from terminal.db import write_transaction
 from terminal.models import (
     Area,
     AreaLevel,
+    AuditAction,
     Beneficiary,
     BeneficiaryStatus,
     Category,
@@ -1448,7 +1449,7 @@ def _record(
     record_event(
         session,
         actor=actor,
-        action="data.generated",
+        action=AuditAction.DATA_GENERATED,
         object_type="database",
         object_id=object_id,
         data=data,
