@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +57,9 @@ from terminal.services.roster_file import (
     open_roster,
     stream_rows,
 )
-from terminal.text import fold
+from terminal.text import fold, name_keys
 
-PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})$")
+PERIOD_RE = re.compile(r"^([0-9]{4})-([0-9]{2})$")
 BATCH = 1000
 REPORT_CAP = 2000  # changes and missing codes listed one by one; beyond, only counted
 FOLLOW_UP_DAYS = 5  # failed or flagged cases are settled within T+5
@@ -109,6 +109,55 @@ def parse_period(code: str) -> str:
     if not match or not 1 <= int(match.group(2)) <= 12 or not 2000 <= int(match.group(1)) <= 2100:
         raise InvalidInput("the period must be YYYY-MM, e.g. 2021-10", code="period_invalid")
     return match.group(0)
+
+
+def period_start(code: str) -> date:
+    """Return the first day of a period's month, refusing a malformed code."""
+    year, month = parse_period(code).split("-")
+    return date(int(year), int(month), 1)
+
+
+def period_code(day: date) -> str:
+    """Return the code of the period a day falls in: 2021-10."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def is_owed(status: BeneficiaryStatus | str) -> bool:
+    """Tell whether a beneficiary in this status is owed an entitlement for a period."""
+    # Suspended, deceased and moved people are owed nothing until the roster says otherwise.
+    return status == BeneficiaryStatus.ACTIVE
+
+
+def entitlement_vnd(monthly_vnd: int, arrears_vnd: int) -> int:
+    """Return what an entitlement pays: the month's allowance plus the earlier unpaid months."""
+    return monthly_vnd + arrears_vnd
+
+
+def data_error_case(
+    beneficiary_id: int, *, period: str, flags: Sequence[str], today: date, at: datetime
+) -> dict[str, Any]:
+    """Return the follow-up case (a row of ``failures``) of a beneficiary with data errors."""
+    return {
+        "beneficiary_id": beneficiary_id,
+        "reason": FailureReason.DATA_ERROR,
+        "detail": ("Roster " + period + ": " + "; ".join(flags))[:1000],
+        "status": FailureStatus.OPEN,
+        "due_by": today + timedelta(days=FOLLOW_UP_DAYS),
+        "note": "",
+        "created_at": at,
+    }
+
+
+def open_period(session: Session, code: str, *, create: bool = True) -> Period | None:
+    """Return the period with this code, created open when missing; refuse a closed one."""
+    period = session.scalar(select(Period).where(Period.code == code))
+    if period is not None and period.status is PeriodStatus.CLOSED:
+        raise Refused(f"period {code} is closed", code="period_closed")
+    if period is None and create:
+        period = Period(code=code, status=PeriodStatus.OPEN)
+        session.add(period)
+        session.flush()
+    return period
 
 
 @dataclass
@@ -261,13 +310,7 @@ class _ImportRun:
 
     def prepare(self) -> None:
         """Find or create the period; refuse a closed one."""
-        self.period = self.session.scalar(select(Period).where(Period.code == self.period_code))
-        if self.period is not None and self.period.status is PeriodStatus.CLOSED:
-            raise Refused(f"period {self.period_code} is closed", code="period_closed")
-        if self.period is None and not self.dry:
-            self.period = Period(code=self.period_code, status=PeriodStatus.OPEN)
-            self.session.add(self.period)
-            self.session.flush()
+        self.period = open_period(self.session, self.period_code, create=not self.dry)
 
     def commune_id(self, district: str, commune: str) -> int | None:
         """Return the id of a commune, creating it (and its district) unless dry."""
@@ -382,12 +425,8 @@ class _ImportRun:
         values = []
         for row in rows:
             item = self._values(row)
-            item.update(
-                code=row.code,
-                name_key=fold(row.full_name),
-                given_key=given_key(row.full_name),
-                created_at=now,
-            )
+            name_key, given = name_keys(row.full_name)
+            item.update(code=row.code, name_key=name_key, given_key=given, created_at=now)
             values.append(item)
         # A plain executemany, then one query for the new ids: much faster than
         # RETURNING per row, which SQLite's driver answers one statement at a time.
@@ -459,8 +498,8 @@ class _ImportRun:
             column_changes = {name: values[name] for name in changed if name in values}
             if column_changes and not self.dry:
                 if "full_name" in column_changes:
-                    column_changes["name_key"] = fold(row.full_name)
-                    column_changes["given_key"] = given_key(row.full_name)
+                    keys = name_keys(row.full_name)
+                    column_changes["name_key"], column_changes["given_key"] = keys
                 column_changes.update(id=person.id, updated_at=now)
                 updates.append(column_changes)
             if "data_error" in changed and row.flags:
@@ -531,15 +570,9 @@ class _ImportRun:
         if self.dry:
             return
         self.failures.append(
-            {
-                "beneficiary_id": person_id,
-                "reason": FailureReason.DATA_ERROR,
-                "detail": ("Roster " + self.period_code + ": " + "; ".join(row.flags))[:1000],
-                "status": FailureStatus.OPEN,
-                "due_by": self.today + timedelta(days=FOLLOW_UP_DAYS),
-                "note": "",
-                "created_at": utcnow(),
-            }
+            data_error_case(
+                person_id, period=self.period_code, flags=row.flags, today=self.today, at=utcnow()
+            )
         )
 
     def _entitlements(self, rows: list[RosterRow], ids: dict[str, int]) -> None:
@@ -563,8 +596,8 @@ class _ImportRun:
         for row in rows:
             person_id = ids.get(row.code)
             entitlement = current.get(person_id) if person_id is not None else None
-            amount = row.monthly_vnd + row.arrears_vnd
-            if row.status is BeneficiaryStatus.ACTIVE:
+            amount = entitlement_vnd(row.monthly_vnd, row.arrears_vnd)
+            if is_owed(row.status):
                 if entitlement is None:
                     self.report.entitlements_created += 1
                     if person_id is not None and self.period is not None and not self.dry:
@@ -729,14 +762,6 @@ class _ImportRun:
                     .values(status=EntitlementStatus.CANCELLED, updated_at=utcnow())
                     .execution_options(synchronize_session=False)
                 )
-
-
-def given_key(full_name: str) -> str:
-    """Return the folded name starting from the given name: "hoa nguyen thi"."""
-    words = fold(full_name).split()
-    if len(words) < 2:
-        return " ".join(words)
-    return " ".join([words[-1], *words[:-1]])
 
 
 def list_periods(session: Session) -> list[dict[str, Any]]:
