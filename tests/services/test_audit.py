@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime
+import re
+import uuid
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, text, update
 
 from terminal.db import write_transaction
-from terminal.models import AuditAction, AuditEvent, AuditHead
+from terminal.models import AuditAction, AuditEvent, AuditHead, Payout
+from terminal.services import auth as auth_service
 from terminal.services.audit import (
     EventData,
     event_hash,
@@ -19,6 +22,11 @@ from terminal.services.audit import (
     record_events,
     verify_chain,
 )
+from terminal.services.roster import close_period, import_roster
+from terminal.services.roster_file import write_roster_csv
+from terminal.synthetic import generate, synthetic_people
+from terminal.text import cccd_birth_digits
+from tests.conftest import api_token, bearer, csrf_from, login
 
 # Events written by record_event and record_events as they were before actions became an
 # enum (commit 99772b3): the chains already in databases look like this.
@@ -234,3 +242,125 @@ def test_an_action_outside_the_enum_is_refused_before_anything_is_written(sessio
     session.rollback()
     assert session.scalar(select(AuditHead.last_seq)) == 0
     assert session.scalars(select(AuditEvent)).all() == []
+
+
+def _roster_people(world):
+    """Return three active people of point A's first commune, as roster rows."""
+    commune = world.point_a.communes[0]
+    rows = []
+    for person in synthetic_people(
+        40,
+        seed=13,
+        districts=[(commune.parent.name, [commune.name])],
+        code_start=42,
+        today=date(2021, 10, 1),
+    ):
+        if person["status"] == "active" and person["proxy_name"] is None:
+            rows.append(person)
+    rows = rows[:3]
+    # The one who will be paid: in cash, with a CCCD that fits the row.
+    digits = cccd_birth_digits(rows[2]["gender"], rows[2]["birth_year"])
+    rows[2].update(
+        payment_method="cash",
+        provider="post",
+        account_no=None,
+        id_number=f"046{digits}000777",
+        arrears_vnd=0,
+    )
+    return rows
+
+
+def test_every_action_a_day_leaves_in_the_database_is_an_audit_action(
+    app, client, session, world, tmp_path
+):
+    # Set-up through the services: points and users (the world), a generation, two imports
+    # of the month's roster (the second stops one person, re-phones one and changes one's
+    # arrears), a user changed, a period closed.
+    generate(session, beneficiaries=30, first_period="2021-09")
+    people = _roster_people(world)
+    write_roster_csv(people, tmp_path / "october.csv")
+    import_roster(session, tmp_path / "october.csv", period="2021-10", actor="admin1")
+    people[0]["status"] = "suspended"
+    people[1]["phone"] = "0912345678"
+    people[2]["arrears_vnd"] = people[2]["monthly_vnd"]
+    write_roster_csv(people, tmp_path / "october-2.csv")
+    import_roster(session, tmp_path / "october-2.csv", period="2021-10", actor="admin1")
+    auth_service.update_user(session, world.users["auditor"].id, actor="admin1", full_name="Kiểm")
+    close_period(session, "2021-09", actor_id=world.users["admin"].id, actor="admin1")
+
+    # A counter's day over the API and the pages: the float, a failure, a verification, a
+    # payout, its reprint and its reversal, signing in and out.
+    supervisor = app.test_client()
+    assert login(supervisor, "supervisor1").status_code == 302
+    page = supervisor.get("/counter/cash").get_data(as_text=True)
+    response = supervisor.post(
+        "/counter/cash", data={"csrf_token": csrf_from(page), "advance": "50000000"}
+    )
+    assert response.status_code in (200, 302, 303), response.get_data(as_text=True)[:300]
+    clerk = bearer(api_token(client, "clerk1"))
+    code = people[2]["code"]
+    page = supervisor.get(f"/counter/b/{code}").get_data(as_text=True)
+    failure = supervisor.post(
+        f"/counter/b/{code}/failure",
+        data={
+            "csrf_token": csrf_from(page),
+            "reason": "otp_not_received",
+            "detail": "Không có OTP",
+        },
+    )
+    assert failure.status_code == 303, failure.get_data(as_text=True)[:300]
+    verified = client.post(
+        "/api/v1/verifications",
+        json={
+            "beneficiary_code": code,
+            "collector": "beneficiary",
+            "id_number": people[2]["id_number"],
+        },
+        headers=clerk,
+    )
+    assert verified.status_code == 201, verified.get_json()
+    detail = client.get(f"/api/v1/beneficiaries/{code}", headers=clerk).get_json()
+    paid = client.post(
+        "/api/v1/payouts",
+        json={
+            "verification_id": verified.get_json()["verification_id"],
+            "entitlement_ids": [e["id"] for e in detail["entitlements"] if e["status"] == "due"],
+            "channel": "cash",
+        },
+        headers={**clerk, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert paid.status_code == 201, paid.get_json()
+    payout_id = paid.get_json()["payout_id"]
+    assert client.delete("/api/v1/tokens/current", headers=clerk).status_code == 204
+
+    result_url = f"/counter/payouts/{payout_id}"
+    page = supervisor.get(result_url).get_data(as_text=True)
+    reprint = supervisor.post(
+        result_url + "/reprint", data={"csrf_token": csrf_from(page.split("/reprint")[1])}
+    )
+    assert reprint.status_code == 200
+    page = supervisor.get(result_url).get_data(as_text=True)
+    reversed_ = supervisor.post(
+        result_url + "/reverse",
+        data={"csrf_token": csrf_from(page), "reason": "Trả nhầm người nhận"},
+    )
+    assert reversed_.status_code == 303
+    page = supervisor.get("/").get_data(as_text=True)
+    token = re.search(r'action="/logout".*?value="([^"]+)"', page, re.S)
+    assert token is not None
+    assert supervisor.post("/logout", data={"csrf_token": token.group(1)}).status_code == 302
+
+    session.rollback()
+    session.expire_all()
+    assert session.get(Payout, payout_id).status.value == "reversed"
+    found = set(session.scalars(select(AuditEvent.action).distinct()))
+    members = {action.value for action in AuditAction}
+    assert found <= members, found - members
+    # The day touched most of the vocabulary, so the check above means something.
+    assert found >= members - {
+        "auth.idle_timeout",
+        "auth.session_expired",
+        "auth.account_disabled",
+        "point.updated",
+    }, members - found
+    assert verify_chain(session).ok
