@@ -91,7 +91,7 @@ def run_generate(url: str, beneficiaries: int, periods: int, seed: int) -> dict[
 
     from terminal.db import make_engine
     from terminal.schema import upgrade
-    from terminal.services.synthetic import generate
+    from terminal.synthetic import generate
 
     engine = make_engine(url)
     upgrade(engine)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from terminal.db import make_engine  # noqa: E402
 from terminal.schema import upgrade  # noqa: E402
 from terminal.services.roster_file import write_roster_csv  # noqa: E402
-from terminal.services.synthetic import PILOT_DISTRICTS, synthetic_people  # noqa: E402
+from terminal.synthetic import PILOT_DISTRICTS, synthetic_people  # noqa: E402
 
 SCRIPT = Path(sys.executable).parent / "payout-terminal"
 

@@ -241,7 +241,7 @@ def print_report(report: Any) -> None:
 @service_command
 def generate(beneficiaries: int, periods: int, seed: int) -> None:
     """Write synthetic data at province or country scale, for benchmarks."""
-    from terminal.services.synthetic import generate as run_generate
+    from terminal.synthetic import generate as run_generate
 
     with (
         _session() as session,

@@ -22,15 +22,18 @@ __all__ = [
     "InvalidQr",
     "TextError",
     "TextTooLong",
+    "cccd_birth_digits",
     "cccd_facts",
     "cccd_mismatch",
     "clean_name",
     "clean_text",
     "fold",
+    "given_key",
     "id_number_kind",
     "mask_id",
     "mask_name",
     "mask_phone",
+    "name_keys",
     "normalize_header",
     "normalize_id_number",
     "normalize_phone",
@@ -169,6 +172,27 @@ def fold(value: str) -> str:
     return " ".join(stripped.split())
 
 
+def name_keys(full_name: str) -> tuple[str, str]:
+    """Return a name's two search keys: folded, and folded from the given name on.
+
+    "Nguyễn Thị Hoa" gives ("nguyen thi hoa", "hoa nguyen thi"): Vietnamese names end
+    with the given name, which is what people search by.
+    """
+    # Word by word: fold() caches its answers, and a million names are made of a few
+    # thousand words, so a roster or a generated country hits the cache almost always.
+    # Folding each word of the cleaned text and dropping the ones that fold to nothing
+    # gives exactly fold(full_name).
+    words = [key for key in map(fold, clean_text(full_name).split(" ")) if key]
+    if len(words) < 2:
+        return " ".join(words), " ".join(words)
+    return " ".join(words), " ".join([words[-1], *words[:-1]])
+
+
+def given_key(full_name: str) -> str:
+    """Return the folded name starting from the given name: "hoa nguyen thi"."""
+    return name_keys(full_name)[1]
+
+
 def normalize_header(value: str | None) -> str:
     """Return a spreadsheet header cleaned and case-folded, diacritics kept."""
     # casefold() can emit decomposed sequences (e.g. "ǰ"), hence NFC afterwards.
@@ -261,6 +285,14 @@ def id_number_kind(id_number: str) -> str:
     """Return "cccd" for a 12-digit ID and "cmnd" for a 9-digit one."""
     _check_id_shape(id_number)
     return "cccd" if len(id_number) == 12 else "cmnd"
+
+
+def cccd_birth_digits(gender: str, birth_year: int) -> str:
+    """Return a CCCD's digits 4-6 for a gender and birth year: what cccd_facts reads back."""
+    if not 1900 <= birth_year <= 2399:
+        raise ValueError("a CCCD encodes birth years 1900-2399")
+    century, year = divmod(birth_year - 1900, 100)
+    return f"{century * 2 + (1 if gender == 'female' else 0)}{year:02d}"
 
 
 def cccd_facts(cccd: str) -> tuple[str, int] | None:

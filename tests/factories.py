@@ -113,16 +113,16 @@ def make_beneficiary(
 
     from terminal.db import write_transaction
     from terminal.models import Beneficiary, Entitlement, Period, Proxy
-    from terminal.services.roster import given_key
-    from terminal.text import fold
+    from terminal.text import name_keys
 
     born = born if born is not None else (date(1953, 10, 12) if birth_year is None else None)
+    name_key, given_key = name_keys(full_name)
     with write_transaction(session):
         person = Beneficiary(
             code=code,
             full_name=full_name,
-            name_key=fold(full_name),
-            given_key=given_key(full_name),
+            name_key=name_key,
+            given_key=given_key,
             date_of_birth=born,
             birth_year=birth_year or born.year,
             gender=gender,

@@ -5,6 +5,7 @@ from terminal.models.auth import ApiToken, LoginAttempt, LoginSession, User
 from terminal.models.base import Base, utcnow
 from terminal.models.enums import (
     AreaLevel,
+    AuditAction,
     BeneficiaryStatus,
     Category,
     Channel,
@@ -40,6 +41,7 @@ __all__ = [
     "ApiToken",
     "Area",
     "AreaLevel",
+    "AuditAction",
     "AuditEvent",
     "AuditHead",
     "Base",

@@ -124,3 +124,31 @@ class FailureStatus(StrEnum):
 class IdempotencyState(StrEnum):
     IN_PROGRESS = "in_progress"
     DONE = "done"
+
+
+class AuditAction(StrEnum):
+    """What an audit event records; the value is the text stored and hashed in the chain."""
+
+    AUTH_LOGIN = "auth.login"
+    AUTH_LOGOUT = "auth.logout"
+    AUTH_IDLE_TIMEOUT = "auth.idle_timeout"
+    AUTH_SESSION_EXPIRED = "auth.session_expired"
+    AUTH_ACCOUNT_DISABLED = "auth.account_disabled"
+    AUTH_TOKEN_ISSUED = "auth.token_issued"  # noqa: S105 (an event name, not a secret)
+    AUTH_TOKEN_REVOKED = "auth.token_revoked"  # noqa: S105
+    USER_CREATED = "user.created"
+    USER_UPDATED = "user.updated"
+    POINT_CREATED = "point.created"
+    POINT_UPDATED = "point.updated"
+    ROSTER_IMPORTED = "roster.imported"
+    BENEFICIARY_UPDATED = "beneficiary.updated"
+    BENEFICIARY_STOPPED = "beneficiary.stopped"
+    ENTITLEMENT_UPDATED = "entitlement.updated"
+    PERIOD_CLOSED = "period.closed"
+    VERIFICATION_SUCCEEDED = "verification.succeeded"
+    FAILURE_RECORDED = "failure.recorded"
+    PAYOUT_RECORDED = "payout.recorded"
+    PAYOUT_REVERSED = "payout.reversed"
+    CASH_FLOAT_SET = "cash_float.set"
+    RECEIPT_REPRINTED = "receipt.reprinted"
+    DATA_GENERATED = "data.generated"

@@ -105,13 +105,25 @@ class Proxy(Base):
 
     def status_on(self, day: date) -> str:
         """Return 'active', 'revoked', 'expired' or 'not_yet_valid' on the given day."""
-        if self.revoked_at is not None:
-            return "revoked"
-        if day < self.valid_from:
-            return "not_yet_valid"
-        if self.valid_until is not None and day > self.valid_until:
-            return "expired"
-        return "active"
+        return authorisation_status(
+            day,
+            valid_from=self.valid_from,
+            valid_until=self.valid_until,
+            revoked=self.revoked_at is not None,
+        )
+
+
+def authorisation_status(
+    day: date, *, valid_from: date, valid_until: date | None, revoked: bool = False
+) -> str:
+    """Return where a proxy's authorisation stands on a day: 'active' means it may collect."""
+    if revoked:
+        return "revoked"
+    if day < valid_from:
+        return "not_yet_valid"
+    if valid_until is not None and day > valid_until:
+        return "expired"
+    return "active"
 
 
 class Period(Base):

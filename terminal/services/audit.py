@@ -1,17 +1,18 @@
-"""The audit trail: one verb to record an event, one to verify the whole chain.
+"""The audit trail: one append (for one event or an import's many), one verification.
 
 Each event's hash covers its content and the previous event's hash, so editing,
 deleting, inserting or reordering any past event breaks the chain from there on.
 The head row (last sequence number and hash) is locked by every writer, which
 serialises appends on PostgreSQL; on SQLite the writer already holds the
-database's write lock (BEGIN IMMEDIATE).
+database's write lock (BEGIN IMMEDIATE). Actions are ``AuditAction`` members; the
+stored and hashed text is the member's value, so chains written before the enum verify.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from terminal.db import WRITE_OPTION
-from terminal.models import AuditEvent, AuditHead, utcnow
+from terminal.models import AuditAction, AuditEvent, AuditHead, utcnow
 from terminal.schema import GENESIS_HASH
 
 
@@ -60,78 +61,61 @@ def event_hash(
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
-def record_event(
-    session: Session,
-    *,
-    actor: str,
-    action: str,
-    object_type: str,
-    object_id: object,
-    data: Mapping[str, Any] | None = None,
-) -> AuditEvent:
-    """Append an event to the chain inside the caller's write transaction."""
-    bind = session.connection()
-    if bind.dialect.name == "sqlite" and not bind.get_execution_options().get(WRITE_OPTION):
-        # A deferred SQLite transaction could fork the chain; writers must begin_write().
-        raise RuntimeError("record_event needs a write transaction (begin_write)")
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one()
-    seq = head.last_seq + 1
-    # Microsecond precision is what both databases keep, so the hash reproduces.
-    at = utcnow()
-    payload = canonical_json(dict(data or {}))
-    event = AuditEvent(
-        seq=seq,
-        at=at,
-        actor=actor[:64],
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id)[:64],
-        data=payload,
-        prev_hash=head.last_hash,
-    )
-    event.hash = event_hash(
-        prev_hash=head.last_hash,
-        seq=seq,
-        at=at,
-        actor=event.actor,
-        action=action,
-        object_type=object_type,
-        object_id=event.object_id,
-        data=payload,
-    )
-    session.add(event)
-    head.last_seq = seq
-    head.last_hash = event.hash
-    session.flush()
-    return event
-
-
 @dataclass(frozen=True)
 class EventData:
     """One event to append with record_events."""
 
-    action: str
+    action: AuditAction
     object_type: str
     object_id: object
     data: Mapping[str, Any]
 
 
-def record_events(session: Session, *, actor: str, events: list[EventData]) -> int:
-    """Append many events at once (an import's changes), chained in the given order."""
+def record_event(
+    session: Session,
+    *,
+    actor: str,
+    action: AuditAction,
+    object_type: str,
+    object_id: object,
+    data: Mapping[str, Any] | None = None,
+) -> int:
+    """Append an event to the chain inside the caller's write transaction; return its seq."""
+    return _append(session, actor, [EventData(action, object_type, object_id, data or {})])
+
+
+def record_events(session: Session, *, actor: str, events: Sequence[EventData]) -> int:
+    """Append many events at once (an import's changes), chained in the given order.
+
+    Returns how many were appended.
+    """
     if not events:
         return 0
+    _append(session, actor, events)
+    return len(events)
+
+
+def _append(session: Session, actor: str, events: Sequence[EventData]) -> int:
+    """Chain events after the head, insert them and move the head; return the last seq.
+
+    The one place the chain grows: every event of a call shares the call's time and actor.
+    """
     bind = session.connection()
     if bind.dialect.name == "sqlite" and not bind.get_execution_options().get(WRITE_OPTION):
-        raise RuntimeError("record_events needs a write transaction (begin_write)")
+        # A deferred SQLite transaction could fork the chain; writers must begin_write().
+        raise RuntimeError("appending to the audit trail needs a write transaction (begin_write)")
+    # Resolve every action before touching the chain: an unknown one is a programming
+    # error, and the text hashed must be the plain value ("payout.recorded").
+    actions = [AuditAction(item.action).value for item in events]
     head = session.execute(
         select(AuditHead).where(AuditHead.id == 1).with_for_update()
     ).scalar_one()
     seq, prev = head.last_seq, head.last_hash
+    # Microsecond precision is what both databases keep, so the hash reproduces.
     at = utcnow()
+    who = actor[:64]
     rows = []
-    for item in events:
+    for item, action in zip(events, actions, strict=True):
         seq += 1
         payload = canonical_json(dict(item.data))
         object_id = str(item.object_id)[:64]
@@ -139,8 +123,8 @@ def record_events(session: Session, *, actor: str, events: list[EventData]) -> i
             prev_hash=prev,
             seq=seq,
             at=at,
-            actor=actor[:64],
-            action=item.action,
+            actor=who,
+            action=action,
             object_type=item.object_type,
             object_id=object_id,
             data=payload,
@@ -149,8 +133,8 @@ def record_events(session: Session, *, actor: str, events: list[EventData]) -> i
             {
                 "seq": seq,
                 "at": at,
-                "actor": actor[:64],
-                "action": item.action,
+                "actor": who,
+                "action": action,
                 "object_type": item.object_type,
                 "object_id": object_id,
                 "data": payload,
@@ -163,7 +147,7 @@ def record_events(session: Session, *, actor: str, events: list[EventData]) -> i
     head.last_seq = seq
     head.last_hash = prev
     session.flush()
-    return len(rows)
+    return seq
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from terminal.db import new_session, write_transaction
-from terminal.models import ApiToken, LoginAttempt, LoginSession, PayoutPoint, Role, User, utcnow
+from terminal.models import (
+    ApiToken,
+    AuditAction,
+    LoginAttempt,
+    LoginSession,
+    PayoutPoint,
+    Role,
+    User,
+    utcnow,
+)
 from terminal.policy import STAFF
 from terminal.security import digest, hash_password, new_secret, verify_password
 from terminal.services.audit import record_event
@@ -110,7 +119,7 @@ def create_user(
         record_event(
             session,
             actor=actor,
-            action="user.created",
+            action=AuditAction.USER_CREATED,
             object_type="user",
             object_id=user.id,
             data={"username": name, "role": role_.value, "point": point.code if point else None},
@@ -169,7 +178,7 @@ def update_user(
         record_event(
             session,
             actor=actor,
-            action="user.updated",
+            action=AuditAction.USER_UPDATED,
             object_type="user",
             object_id=user.id,
             data=changes,
@@ -273,12 +282,21 @@ def start_login_session(session: Session, user: User, *, ip: str | None) -> str:
         record_event(
             session,
             actor=user.username,
-            action="auth.login",
+            action=AuditAction.AUTH_LOGIN,
             object_type="user",
             object_id=user.id,
             data={"channel": "page"},
         )
     return sid
+
+
+# Why a login session ends, and the audit action that records it.
+_END_ACTIONS = {
+    "logout": AuditAction.AUTH_LOGOUT,
+    "idle_timeout": AuditAction.AUTH_IDLE_TIMEOUT,
+    "session_expired": AuditAction.AUTH_SESSION_EXPIRED,
+    "account_disabled": AuditAction.AUTH_ACCOUNT_DISABLED,
+}
 
 
 def end_login_session(session: Session, sid: str | None, *, reason: str = "logout") -> None:
@@ -295,7 +313,7 @@ def end_login_session(session: Session, sid: str | None, *, reason: str = "logou
         record_event(
             session,
             actor=user.username if user else "system",
-            action=f"auth.{reason}",
+            action=_END_ACTIONS[reason],
             object_type="user",
             object_id=row.user_id,
             data={},
@@ -350,7 +368,7 @@ def issue_token(
         record_event(
             session,
             actor=user.username,
-            action="auth.token_issued",
+            action=AuditAction.AUTH_TOKEN_ISSUED,
             object_type="api_token",
             object_id=row.id,
             data={"expires_at": expires.isoformat()},
@@ -380,7 +398,7 @@ def revoke_token(session: Session, token_id: int, *, actor: str) -> None:
         record_event(
             session,
             actor=actor,
-            action="auth.token_revoked",
+            action=AuditAction.AUTH_TOKEN_REVOKED,
             object_type="api_token",
             object_id=row.id,
             data={},

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from terminal.clock import day_bounds, today_local
 from terminal.db import write_transaction
 from terminal.models import (
+    AuditAction,
     CashFloat,
     Channel,
     Payout,
@@ -220,7 +221,7 @@ def write_cash_float(
     record_event(
         session,
         actor=actor or recorded_by.username,
-        action="cash_float.set",
+        action=AuditAction.CASH_FLOAT_SET,
         object_type="cash_float",
         object_id=row.id,
         data={"day": day.isoformat(), "advance_vnd": [before, advance_vnd]},

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from terminal.models import PointKind, ReceiptFormat, Role, User
 from terminal.services import auth as auth_service
 from terminal.services import places
-from terminal.services.synthetic import PILOT_DISTRICTS
+from terminal.synthetic import PILOT_DISTRICTS
 
 # The pilot's communes, as the synthetic roster knows them.
 HUONG_THUY, PHU_LOC = (district.communes for district in PILOT_DISTRICTS)
@@ -112,10 +112,11 @@ def seed(session: Session, *, scale: float = 1.0) -> list[DemoLogin]:
     month, and today's cash advance at every demo point.
     """
     from terminal.clock import today_local
-    from terminal.services.synthetic import demo_roster
+    from terminal.services.roster import period_code
+    from terminal.synthetic import demo_roster
 
     logins = seed_points_and_users(session)
-    demo_roster(session, period=today_local().strftime("%Y-%m"), scale=scale)
+    demo_roster(session, period=period_code(today_local()), scale=scale)
     ensure_demo_floats(session)
     return logins
 

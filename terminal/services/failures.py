@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from terminal.clock import today_local
 from terminal.db import write_transaction
-from terminal.models import Channel, Failure, FailureReason, FailureStatus, User
+from terminal.models import AuditAction, Channel, Failure, FailureReason, FailureStatus, User
 from terminal.services.audit import record_event
 from terminal.text import clean_text
 
@@ -89,7 +89,7 @@ def log_failure(
         record_event(
             session,
             actor=user.username if user else "system",
-            action="failure.recorded",
+            action=AuditAction.FAILURE_RECORDED,
             object_type="failure",
             object_id=failure.id,
             data={

@@ -36,6 +36,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from terminal.clock import local_date, to_local
 from terminal.db import begin_write
 from terminal.models import (
+    AuditAction,
     Beneficiary,
     Channel,
     CollectorType,
@@ -56,6 +57,7 @@ from terminal.models import (
     utcnow,
 )
 from terminal.policy import may, require, sees_point
+from terminal.rules import channel_for, format_receipt_no, receipt_year
 from terminal.services import idempotency
 from terminal.services.audit import record_event
 from terminal.services.cash import CASH_CHANNELS, cash_remaining
@@ -97,20 +99,6 @@ class ChannelNotAllowed(Refused):
     """The channel does not follow the beneficiary's payment method."""
 
     code = "channel_not_allowed"
-
-
-def format_receipt_no(point_code: str, year: int, seq: int) -> str:
-    """Return a receipt number: the point, the year and a gapless sequence."""
-    return f"{point_code}-{year}-{seq:06d}"
-
-
-def channel_for(requested: str, point_kind: PointKind | None) -> Channel:
-    """Return the channel of a payout; cash paid by a delivery team is cash at home."""
-    if requested == "cash":
-        return Channel.CASH_HOME if point_kind is PointKind.DELIVERY else Channel.CASH
-    if requested == "account":
-        return Channel.ACCOUNT
-    raise InvalidInput("channel must be cash or account", code="channel_invalid")
 
 
 @dataclass(frozen=True)
@@ -405,7 +393,7 @@ def _record(
         .values(status=EntitlementStatus.PAID, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    year = local_date(now).year
+    year = receipt_year(now)
     seq = _next_receipt_seq(session, actor.point_id, year)
     receipt = Receipt(
         payout_id=payout.id,
@@ -425,7 +413,7 @@ def _record(
     record_event(
         session,
         actor=actor.username,
-        action="payout.recorded",
+        action=AuditAction.PAYOUT_RECORDED,
         object_type="payout",
         object_id=payout.id,
         data={
@@ -465,7 +453,7 @@ def _channel_rule(
     float. The one exception: cash for an account holder whose account cannot pay
     out, on the point supervisor's word (``override``, audited).
     """
-    channel = channel_for(requested, actor.point_kind)
+    channel = channel_for(actor.point_kind, requested)
     wanted = "account" if person.payment_method is PaymentMethod.ACCOUNT else "cash"
     if override is not None:
         if not actor.supervises:
@@ -580,7 +568,7 @@ def reverse_payout(session: Session, user: User, payout_id: int, *, reason: str)
         record_event(
             session,
             actor=user.username,
-            action="payout.reversed",
+            action=AuditAction.PAYOUT_REVERSED,
             object_type="payout",
             object_id=payout.id,
             data={

@@ -9,7 +9,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from terminal.db import write_transaction
-from terminal.models import Area, AreaLevel, PayoutPoint, PointKind, ReceiptFormat, utcnow
+from terminal.models import (
+    Area,
+    AreaLevel,
+    AuditAction,
+    PayoutPoint,
+    PointKind,
+    ReceiptFormat,
+    utcnow,
+)
 from terminal.services.audit import record_event
 from terminal.services.errors import InvalidInput, NotFound
 from terminal.text import clean_text, fold
@@ -150,7 +158,7 @@ def save_point(
         record_event(
             session,
             actor=actor,
-            action="point.created" if created else "point.updated",
+            action=AuditAction.POINT_CREATED if created else AuditAction.POINT_UPDATED,
             object_type="payout_point",
             object_id=point.id,
             data={

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from terminal.clock import to_local
 from terminal.db import write_transaction
 from terminal.models import (
+    AuditAction,
     Category,
     Channel,
     CollectorType,
@@ -227,7 +228,7 @@ def reprint_pdf(app: Flask, session: Session, user: User, payout: Payout) -> byt
         record_event(
             session,
             actor=user.username,
-            action="receipt.reprinted",
+            action=AuditAction.RECEIPT_REPRINTED,
             object_type="receipt",
             object_id=payout.receipt.id,
             data={"receipt_no": payout.receipt.receipt_no, "reprint": count},

@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from terminal.db import begin_write
 from terminal.models import (
     Area,
     AreaLevel,
+    AuditAction,
     Beneficiary,
     BeneficiaryStatus,
     Entitlement,
@@ -57,9 +58,9 @@ from terminal.services.roster_file import (
     open_roster,
     stream_rows,
 )
-from terminal.text import fold
+from terminal.text import fold, name_keys
 
-PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})$")
+PERIOD_RE = re.compile(r"^([0-9]{4})-([0-9]{2})$")
 BATCH = 1000
 REPORT_CAP = 2000  # changes and missing codes listed one by one; beyond, only counted
 
@@ -108,6 +109,55 @@ def parse_period(code: str) -> str:
     if not match or not 1 <= int(match.group(2)) <= 12 or not 2000 <= int(match.group(1)) <= 2100:
         raise InvalidInput("the period must be YYYY-MM, e.g. 2021-10", code="period_invalid")
     return match.group(0)
+
+
+def period_start(code: str) -> date:
+    """Return the first day of a period's month, refusing a malformed code."""
+    year, month = parse_period(code).split("-")
+    return date(int(year), int(month), 1)
+
+
+def period_code(day: date) -> str:
+    """Return the code of the period a day falls in: 2021-10."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def is_owed(status: BeneficiaryStatus | str) -> bool:
+    """Tell whether a beneficiary in this status is owed an entitlement for a period."""
+    # Suspended, deceased and moved people are owed nothing until the roster says otherwise.
+    return status == BeneficiaryStatus.ACTIVE
+
+
+def entitlement_vnd(monthly_vnd: int, arrears_vnd: int) -> int:
+    """Return what an entitlement pays: the month's allowance plus the earlier unpaid months."""
+    return monthly_vnd + arrears_vnd
+
+
+def data_error_case(
+    beneficiary_id: int, *, period: str, flags: Sequence[str], today: date, at: datetime
+) -> dict[str, Any]:
+    """Return the follow-up case (a row of ``failures``) of a beneficiary with data errors."""
+    return {
+        "beneficiary_id": beneficiary_id,
+        "reason": FailureReason.DATA_ERROR,
+        "detail": ("Roster " + period + ": " + "; ".join(flags))[:1000],
+        "status": FailureStatus.OPEN,
+        "due_by": follow_up_due(today),
+        "note": "",
+        "created_at": at,
+    }
+
+
+def open_period(session: Session, code: str, *, create: bool = True) -> Period | None:
+    """Return the period with this code, created open when missing; refuse a closed one."""
+    period = session.scalar(select(Period).where(Period.code == code))
+    if period is not None and period.status is PeriodStatus.CLOSED:
+        raise Refused(f"period {code} is closed", code="period_closed")
+    if period is None and create:
+        period = Period(code=code, status=PeriodStatus.OPEN)
+        session.add(period)
+        session.flush()
+    return period
 
 
 @dataclass
@@ -260,13 +310,7 @@ class _ImportRun:
 
     def prepare(self) -> None:
         """Find or create the period; refuse a closed one."""
-        self.period = self.session.scalar(select(Period).where(Period.code == self.period_code))
-        if self.period is not None and self.period.status is PeriodStatus.CLOSED:
-            raise Refused(f"period {self.period_code} is closed", code="period_closed")
-        if self.period is None and not self.dry:
-            self.period = Period(code=self.period_code, status=PeriodStatus.OPEN)
-            self.session.add(self.period)
-            self.session.flush()
+        self.period = open_period(self.session, self.period_code, create=not self.dry)
 
     def commune_id(self, district: str, commune: str) -> int | None:
         """Return the id of a commune, creating it (and its district) unless dry."""
@@ -381,12 +425,8 @@ class _ImportRun:
         values = []
         for row in rows:
             item = self._values(row)
-            item.update(
-                code=row.code,
-                name_key=fold(row.full_name),
-                given_key=given_key(row.full_name),
-                created_at=now,
-            )
+            name_key, given = name_keys(row.full_name)
+            item.update(code=row.code, name_key=name_key, given_key=given, created_at=now)
             values.append(item)
         # A plain executemany, then one query for the new ids: much faster than
         # RETURNING per row, which SQLite's driver answers one statement at a time.
@@ -458,15 +498,19 @@ class _ImportRun:
             column_changes = {name: values[name] for name in changed if name in values}
             if column_changes and not self.dry:
                 if "full_name" in column_changes:
-                    column_changes["name_key"] = fold(row.full_name)
-                    column_changes["given_key"] = given_key(row.full_name)
+                    keys = name_keys(row.full_name)
+                    column_changes["name_key"], column_changes["given_key"] = keys
                 column_changes.update(id=person.id, updated_at=now)
                 updates.append(column_changes)
             if "data_error" in changed and row.flags:
                 self._flag(person.id, row)
             self.events.append(
                 EventData(
-                    action="beneficiary.stopped" if stopping else "beneficiary.updated",
+                    action=(
+                        AuditAction.BENEFICIARY_STOPPED
+                        if stopping
+                        else AuditAction.BENEFICIARY_UPDATED
+                    ),
                     object_type="beneficiary",
                     object_id=person.id,
                     data={"code": row.code, "fields": sorted(changed), "period": self.period_code},
@@ -526,15 +570,9 @@ class _ImportRun:
         if self.dry:
             return
         self.failures.append(
-            {
-                "beneficiary_id": person_id,
-                "reason": FailureReason.DATA_ERROR,
-                "detail": ("Roster " + self.period_code + ": " + "; ".join(row.flags))[:1000],
-                "status": FailureStatus.OPEN,
-                "due_by": follow_up_due(self.today),
-                "note": "",
-                "created_at": utcnow(),
-            }
+            data_error_case(
+                person_id, period=self.period_code, flags=row.flags, today=self.today, at=utcnow()
+            )
         )
 
     def _entitlements(self, rows: list[RosterRow], ids: dict[str, int]) -> None:
@@ -558,8 +596,8 @@ class _ImportRun:
         for row in rows:
             person_id = ids.get(row.code)
             entitlement = current.get(person_id) if person_id is not None else None
-            amount = row.monthly_vnd + row.arrears_vnd
-            if row.status is BeneficiaryStatus.ACTIVE:
+            amount = entitlement_vnd(row.monthly_vnd, row.arrears_vnd)
+            if is_owed(row.status):
                 if entitlement is None:
                     self.report.entitlements_created += 1
                     if person_id is not None and self.period is not None and not self.dry:
@@ -627,7 +665,7 @@ class _ImportRun:
                 self.report.changes.append((row.code, [FIELD_LABELS["entitlement"]]))
         self.events.append(
             EventData(
-                action="entitlement.updated",
+                action=AuditAction.ENTITLEMENT_UPDATED,
                 object_type="entitlement",
                 object_id=entitlement.id,
                 data={
@@ -664,7 +702,7 @@ class _ImportRun:
         record_event(
             self.session,
             actor=actor,
-            action="roster.imported",
+            action=AuditAction.ROSTER_IMPORTED,
             object_type="roster_import",
             object_id=record.id,
             data={
@@ -726,14 +764,6 @@ class _ImportRun:
                 )
 
 
-def given_key(full_name: str) -> str:
-    """Return the folded name starting from the given name: "hoa nguyen thi"."""
-    words = fold(full_name).split()
-    if len(words) < 2:
-        return " ".join(words)
-    return " ".join([words[-1], *words[:-1]])
-
-
 def list_periods(session: Session) -> list[dict[str, Any]]:
     """Return every period with its entitlement counts and amounts, newest first."""
     totals = {
@@ -773,7 +803,7 @@ def close_period(session: Session, code: str, *, actor_id: int, actor: str) -> P
         record_event(
             session,
             actor=actor,
-            action="period.closed",
+            action=AuditAction.PERIOD_CLOSED,
             object_type="period",
             object_id=period.id,
             data={"period": period.code},

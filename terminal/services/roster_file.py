@@ -170,7 +170,12 @@ class RosterRow:
     @property
     def proxy_is_guardian(self) -> bool:
         """Tell whether the proxy is a legal guardian."""
-        return fold(self.proxy_relationship or "") in GUARDIAN_RELATIONSHIPS
+        return is_guardian(self.proxy_relationship)
+
+
+def is_guardian(relationship: str | None) -> bool:
+    """Tell whether a proxy's relationship on the roster makes them a legal guardian."""
+    return fold(relationship or "") in GUARDIAN_RELATIONSHIPS
 
 
 class _FieldError(Exception):
@@ -602,15 +607,20 @@ def _account(value: Any) -> str | None:
     return text
 
 
+def id_number_flag(id_number: str | None, *, gender: str, birth_year: int | None) -> str | None:
+    """Return the data error of a CCCD that contradicts the row's gender or birth year."""
+    if not id_number or id_number_kind(id_number) != "cccd":
+        return None
+    contradiction = cccd_mismatch(id_number, gender=gender, birth_year=birth_year)
+    return f"{COLUMNS['id_number']}: {contradiction}" if contradiction else None
+
+
 def data_errors(row: RosterRow, today: date) -> list[str]:
     """Return the problems in a good row that must go back to the ministry for correction."""
     flags = []
-    if row.id_number and id_number_kind(row.id_number) == "cccd":
-        contradiction = cccd_mismatch(
-            row.id_number, gender=row.gender.value, birth_year=row.birth_year
-        )
-        if contradiction:
-            flags.append(f"{COLUMNS['id_number']}: {contradiction}")
+    id_flag = id_number_flag(row.id_number, gender=row.gender.value, birth_year=row.birth_year)
+    if id_flag:
+        flags.append(id_flag)
     if row.proxy_id_number and row.proxy_id_number == row.id_number:
         flags.append(f"{COLUMNS['proxy_id_number']}: same number as the beneficiary's own")
     age = today.year - row.birth_year

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from terminal.clock import today_local
 from terminal.db import write_transaction
 from terminal.models import (
+    AuditAction,
     Beneficiary,
     BeneficiaryStatus,
     CollectorType,
@@ -239,7 +240,7 @@ def verify_collector(
         record_event(
             session,
             actor=user.username,
-            action="verification.succeeded",
+            action=AuditAction.VERIFICATION_SUCCEEDED,
             object_type="verification",
             object_id=verification.id,
             data={

@@ -75,7 +75,7 @@ def upload() -> Any:
     """Upload a roster file and show what importing it would do."""
     form = RosterUploadForm()
     if request.method == "GET":
-        form.period.data = utcnow().astimezone(VIETNAM).strftime("%Y-%m")
+        form.period.data = roster_service.period_code(utcnow().astimezone(VIETNAM).date())
     report = None
     commit_form = None
     if form.validate_on_submit():

@@ -25,8 +25,15 @@ from terminal.models import (
     RosterImport,
 )
 from terminal.services.audit import verify_chain
-from terminal.services.errors import Refused
-from terminal.services.roster import import_roster
+from terminal.services.errors import InvalidInput, Refused
+from terminal.services.roster import (
+    entitlement_vnd,
+    import_roster,
+    is_owed,
+    parse_period,
+    period_code,
+    period_start,
+)
 from terminal.services.roster_file import COLUMNS, RosterFileError
 
 # A copy of shared/data/sample-roster.csv, so the suite runs from any clone.
@@ -467,3 +474,38 @@ def test_import_is_audited(session):
 
     event = session.scalars(select(AuditEvent).where(AuditEvent.action == "roster.imported")).one()
     assert report.sha256 in event.data and '"added":30' in event.data
+
+
+# ---- the period and entitlement rules other writers import ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "first_day"),
+    [
+        ("2021-10", date(2021, 10, 1)),
+        (" 2022-01 ", date(2022, 1, 1)),
+        ("2100-12", date(2100, 12, 1)),
+    ],
+)
+def test_period_start_and_code(code, first_day):
+    assert period_start(code) == first_day
+    assert period_code(first_day) == code.strip() == parse_period(code)
+    assert period_code(date(first_day.year, first_day.month, 28)) == code.strip()
+
+
+@pytest.mark.parametrize(
+    # Full-width digits are digits to a regex's \d, but not in a period code.
+    "code",
+    ["2021-13", "2021-00", "1999-12", "10/2021", "2021-1", "\uff12\uff10\uff12\uff11-10", ""],
+)
+def test_a_malformed_period_is_refused(code):
+    with pytest.raises(InvalidInput) as refused:
+        period_start(code)
+    assert refused.value.code == "period_invalid"
+
+
+def test_only_active_people_are_owed_and_arrears_add_up():
+    assert is_owed(BeneficiaryStatus.ACTIVE) and is_owed("active")
+    for status in ("suspended", "deceased", "moved"):
+        assert not is_owed(status) and not is_owed(BeneficiaryStatus(status))
+    assert entitlement_vnd(540_000, 1_080_000) == 1_620_000

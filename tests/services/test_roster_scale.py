@@ -14,7 +14,7 @@ from terminal.models import Beneficiary, Entitlement, RosterImport
 from terminal.services.audit import verify_chain
 from terminal.services.roster import import_roster
 from terminal.services.roster_file import write_roster_csv
-from terminal.services.synthetic import PILOT_DISTRICTS, synthetic_people
+from terminal.synthetic import PILOT_DISTRICTS, synthetic_people
 
 ROWS = 100_000
 

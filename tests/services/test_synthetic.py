@@ -6,9 +6,11 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from datetime import date, time, timedelta, timezone
+from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, func, select, text
+from sqlalchemy.orm import aliased
 
 from terminal.models import (
     Area,
@@ -27,24 +29,43 @@ from terminal.models import (
     User,
     point_communes,
 )
-from terminal.services import synthetic
+from terminal.models.roster import authorisation_status
+from terminal.rules import channel_for, format_receipt_no, receipt_year
+from terminal.services import roster_file
 from terminal.services.audit import verify_chain
-from terminal.services.errors import InvalidInput
-from terminal.services.synthetic import (
+from terminal.services.errors import InvalidInput, Refused
+from terminal.services.roster import (
+    close_period,
+    data_error_case,
+    entitlement_vnd,
+    import_roster,
+    is_owed,
+)
+from terminal.synthetic import (
     MONTHLY_VND,
+    OTHER_PROVINCE_CODES,
     PILOT_DISTRICTS,
     RELATIONSHIPS,
     PaymentMix,
     demo_roster,
     generate,
+    loading,
+    places,
     synthetic_people,
 )
-from terminal.text import cccd_facts, cccd_mismatch, clean_name, fold, normalize_id_number
+from terminal.text import (
+    cccd_facts,
+    cccd_mismatch,
+    clean_name,
+    fold,
+    name_keys,
+    normalize_id_number,
+)
 
 TODAY = date(2026, 11, 1)
 DISTRICTS = [(d.name, d.communes) for d in PILOT_DISTRICTS]
 VIETNAM = timezone(timedelta(hours=7))
-PROVINCES = {"046", *synthetic.OTHER_PROVINCE_CODES}
+PROVINCES = {"046", *OTHER_PROVINCE_CODES}
 FEMALE_MIDDLE = {"Thị", "Ngọc", "Thu", "Kim", "Thanh", "Mỹ", "Bảo"}
 MALE_MIDDLE = {"Văn", "Đức", "Hữu", "Minh", "Quang", "Công", "Đình", "Xuân"}
 
@@ -89,7 +110,6 @@ def test_people_are_spread_over_every_commune(crowd):
 
 
 def test_every_row_passes_the_roster_import_checks(crowd):
-    roster_file = pytest.importorskip("terminal.services.roster_file")
     positions, ignored = roster_file.map_header(list(roster_file.COLUMNS.values()))
     assert ignored == []
     flagged = 0
@@ -293,8 +313,9 @@ def _check_receipts(session, *, in_time_order: bool = True) -> dict[tuple[int, i
     ).all()
     groups = defaultdict(list)
     for point_id, year, seq, number, code, paid_at in rows:
-        assert number == f"{code}-{year}-{seq:06d}"
-        assert paid_at.astimezone(VIETNAM).year == year
+        # Numbered by the counter's own rule, in the payment's Vietnam year.
+        assert number == format_receipt_no(code, year, seq) == f"{code}-{year}-{seq:06d}"
+        assert year == receipt_year(paid_at) == paid_at.astimezone(VIETNAM).year
         groups[(point_id, year)].append((seq, paid_at))
     counters = {(c.point_id, c.year): c.last_seq for c in session.scalars(select(ReceiptCounter))}
     for key, numbered in groups.items():
@@ -308,7 +329,7 @@ def _check_receipts(session, *, in_time_order: bool = True) -> dict[tuple[int, i
 
 
 def test_generate_writes_a_consistent_paid_history(session, world, monkeypatch):
-    monkeypatch.setattr(synthetic, "BATCH", 700)  # several batches, and pages of payouts
+    monkeypatch.setattr(loading, "BATCH", 700)  # several batches, and pages of payouts
     areas_before = session.scalar(select(func.count(Area.id)))
     events_before = verify_chain(session).events
     seen = []
@@ -368,6 +389,7 @@ def test_generate_writes_a_consistent_paid_history(session, world, monkeypatch):
     assert sum(counts.values()) == report.payouts
 
     codes = dict(session.execute(select(PayoutPoint.id, PayoutPoint.code)).all())
+    kinds = dict(session.execute(select(PayoutPoint.id, PayoutPoint.kind)).all())
     served = set(session.execute(select(point_communes.c.point_id, point_communes.c.commune_id)))
     staff_point = dict(session.execute(select(User.id, User.payout_point_id)).all())
     payouts = session.execute(
@@ -396,17 +418,25 @@ def test_generate_writes_a_consistent_paid_history(session, world, monkeypatch):
         assert (row.point_id, row.commune_id) in served
         assert staff_point[row.user_id] == row.point_id
         assert codes[row.point_id] in ("HTBD", "PLVT")
-        assert row.channel.value == row.payment_method.value
+        assert row.channel is channel_for(kinds[row.point_id], row.payment_method)
+        assert row.channel.value == row.payment_method.value  # neither point is a home team
         assert (row.provider_ref is not None) == (row.channel.value == "account")
         if row.collector_type.value == "proxy":
             assert row.beneficiary_id == row.id
             assert row.valid_from <= local.date()
             assert row.valid_until is None or local.date() <= row.valid_until
+            assert (
+                authorisation_status(
+                    local.date(), valid_from=row.valid_from, valid_until=row.valid_until
+                )
+                == "active"
+            )
         else:
             assert row.proxy_id is None
     assert 0.6 <= _share(payouts, lambda r: r.proxy_id is not None) <= 0.74
 
     for person in session.scalars(select(Beneficiary).limit(200)):
+        assert (person.name_key, person.given_key) == name_keys(person.full_name)
         assert person.name_key == fold(person.full_name)
         words = person.name_key.split()
         assert person.given_key == " ".join([words[-1], *words[:-1]])
@@ -448,7 +478,7 @@ def test_generate_twice_adds_new_people_and_continues_the_receipts(session, worl
 
 
 def test_generate_on_an_empty_database_makes_areas_points_and_staff(session, monkeypatch):
-    monkeypatch.setattr(synthetic, "PEOPLE_PER_COMMUNE", 100)  # country scale, in miniature
+    monkeypatch.setattr(places, "PEOPLE_PER_COMMUNE", 100)  # country scale, in miniature
     report = generate(session, beneficiaries=250, periods=3, first_period="2022-02")
     districts = session.scalars(select(Area.name).where(Area.level == AreaLevel.DISTRICT)).all()
     communes = session.scalars(
@@ -525,3 +555,132 @@ def test_demo_roster_writes_the_two_pilot_districts(session, world):
     chain = verify_chain(session)
     assert chain.ok and chain.events == events_before + 1
     assert session.execute(text("SELECT count(*) FROM receipts")).scalar() == 0
+
+
+# ---- one home for each rule ------------------------------------------------------------------
+
+
+def _as_roster_rows(session, period_code):
+    """Return every beneficiary in the database as the roster row that describes them."""
+    district, commune = aliased(Area), aliased(Area)
+    owed = (
+        select(Entitlement.beneficiary_id, Entitlement.arrears_vnd)
+        .join(Period, Period.id == Entitlement.period_id)
+        .where(Period.code == period_code)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Beneficiary, commune.name, district.name, Proxy, owed.c.arrears_vnd)
+        .join(commune, commune.id == Beneficiary.commune_id)
+        .join(district, district.id == commune.parent_id)
+        .outerjoin(Proxy, and_(Proxy.beneficiary_id == Beneficiary.id, Proxy.revoked_at.is_(None)))
+        .outerjoin(owed, owed.c.beneficiary_id == Beneficiary.id)
+        .order_by(Beneficiary.code)
+    ).all()
+    for person, commune_name, district_name, proxy, arrears in rows:
+        yield {
+            "code": person.code,
+            "full_name": person.full_name,
+            "date_of_birth": person.date_of_birth,
+            "birth_year": person.birth_year,
+            "gender": person.gender,
+            "category": person.category,
+            "id_number": person.id_number,
+            "phone": person.phone,
+            "district": district_name,
+            "commune": commune_name,
+            "village": person.village,
+            "monthly_vnd": person.monthly_vnd,
+            "arrears_vnd": arrears or 0,
+            "payment_method": person.payment_method,
+            "provider": person.provider,
+            "account_no": person.account_no,
+            "status": person.status,
+            "proxy_name": proxy.full_name if proxy else None,
+            "proxy_id_number": proxy.id_number if proxy else None,
+            "proxy_relationship": proxy.relationship_label if proxy else None,
+            "proxy_valid_from": proxy.valid_from if proxy else None,
+            "proxy_valid_until": proxy.valid_until if proxy else None,
+        }
+
+
+def test_generated_people_are_what_the_roster_import_writes(session, world, tmp_path):
+    # Fed back as the month's roster, what generate wrote is exactly what the import
+    # would have written: name keys, guardians, data errors, entitlements, all unchanged.
+    report = generate(session, beneficiaries=800, periods=2, first_period="2022-01", seed=4)
+    failures = session.scalar(select(func.count(Failure.id)))
+    path = tmp_path / "roster.csv"
+    assert roster_file.write_roster_csv(_as_roster_rows(session, "2022-01"), path) == 800
+    session.rollback()
+    imported = import_roster(
+        session, path, period="2022-01", actor="admin1", today=date(2021, 12, 1)
+    )
+    assert imported.counts() == {
+        "added": 0,
+        "updated": 0,
+        "unchanged": report.beneficiaries,
+        "stopped": 0,
+        "missing": 0,
+        "rejected": 0,
+    }, imported.changes[:5]
+    assert (
+        imported.entitlements_created,
+        imported.entitlements_updated,
+        imported.entitlements_cancelled,
+    ) == (0, 0, 0)
+    assert len(imported.flags) == report.data_errors > 0  # the same data errors, found again
+    assert session.scalar(select(func.count(Failure.id))) == failures  # and no new case
+
+
+def test_rows_follow_the_roster_rules(session, world):
+    report = generate(session, beneficiaries=600, periods=2, first_period="2022-01", seed=6)
+    proxies = session.scalars(select(Proxy)).all()
+    assert any(p.is_guardian for p in proxies) and not all(p.is_guardian for p in proxies)
+    for proxy in proxies:
+        assert proxy.is_guardian == roster_file.is_guardian(proxy.relationship_label)
+    owed = Counter()
+    for entitlement in session.scalars(select(Entitlement)):
+        assert entitlement.amount_vnd == entitlement_vnd(
+            entitlement.monthly_vnd, entitlement.arrears_vnd
+        )
+        owed[entitlement.beneficiary_id] += 1
+    for person in session.scalars(select(Beneficiary)):
+        assert owed[person.id] == (2 if is_owed(person.status) else 0)
+    cases = session.scalars(select(Failure)).all()
+    assert len(cases) == report.data_errors > 0
+    for case in cases:
+        person = session.get(Beneficiary, case.beneficiary_id)
+        flag = roster_file.id_number_flag(
+            person.id_number, gender=person.gender.value, birth_year=person.birth_year
+        )
+        assert flag is not None and person.data_error == flag
+        expected = data_error_case(
+            person.id, period="2021-12", flags=[flag], today=date(2021, 12, 1), at=case.created_at
+        )
+        found = {key: getattr(case, key) for key in expected}
+        assert found == expected
+
+
+def test_generate_refuses_a_closed_period(session, world):
+    generate(session, beneficiaries=20, first_period="2021-10")
+    close_period(session, "2021-10", actor_id=world.users["admin"].id, actor="admin1")
+    with pytest.raises(Refused) as refused:
+        generate(session, beneficiaries=20, first_period="2021-10")
+    assert refused.value.code == "period_closed"
+    with pytest.raises(Refused):
+        demo_roster(session, period="2021-10", scale=0.01)
+    session.rollback()
+    assert session.scalar(select(func.count(Beneficiary.id))) == 20
+    assert verify_chain(session).ok
+
+
+def test_the_package_keeps_no_copy_of_a_rule():
+    # The shapes the copies had before the package imported its rules: a receipt number's
+    # digits, the UTC+7 clock, a data error's wording, a period pattern, folding by hand.
+    copies = re.compile(
+        r"\{year\}-\{seq|\btimezone\(|CCCD/CMND|Roster \{|(\[0-9\]|\\d)\{4\}\)?-|\"NFD\""
+    )
+    package = Path(loading.__file__).parent
+    for source in sorted(package.glob("*.py")):
+        found = [m.group(0) for m in copies.finditer(source.read_text(encoding="utf-8"))]
+        assert not found, f"{source.name}: {found}"

@@ -13,15 +13,18 @@ from terminal.text import (
     InvalidPhone,
     InvalidQr,
     TextTooLong,
+    cccd_birth_digits,
     cccd_facts,
     cccd_mismatch,
     clean_name,
     clean_text,
     fold,
+    given_key,
     id_number_kind,
     mask_id,
     mask_name,
     mask_phone,
+    name_keys,
     normalize_header,
     normalize_id_number,
     normalize_phone,
@@ -181,6 +184,27 @@ def test_fold_nfc_and_nfd_agree(name):
 
 
 @pytest.mark.parametrize(
+    ("raw", "keys"),
+    [
+        ("Nguyễn Thị Hoa", ("nguyen thi hoa", "hoa nguyen thi")),
+        (nfd("Nguyễn  Thị\tHoa "), ("nguyen thi hoa", "hoa nguyen thi")),
+        ("Đặng Văn Lâm", ("dang van lam", "lam dang van")),
+        ("Hoa", ("hoa", "hoa")),
+        ("", ("", "")),
+        ("  Trần   Thị\u200b  Ánh ", ("tran thi anh", "anh tran thi")),
+        ("H'Hen Niê", ("h'hen nie", "nie h'hen")),
+        # A "word" that is only combining marks folds to nothing and leaves no gap.
+        ("Lê \u0301 Hương", ("le huong", "huong le")),
+        ("Lê\u00a0Thị\u2003Hương", ("le thi huong", "huong le thi")),
+    ],
+)
+def test_name_keys(raw, keys):
+    assert name_keys(raw) == keys
+    assert name_keys(raw)[0] == fold(raw)  # the same key fold() gives, word by word
+    assert given_key(raw) == keys[1]
+
+
+@pytest.mark.parametrize(
     ("raw", "expected"),
     [
         ("Họ và tên", "họ và tên"),
@@ -308,6 +332,20 @@ def test_id_number_kind_refuses(bad):
 )
 def test_cccd_facts(cccd, facts):
     assert cccd_facts(cccd) == facts
+
+
+@pytest.mark.parametrize("gender", ["male", "female"])
+@pytest.mark.parametrize("birth_year", [1900, 1925, 1953, 1999, 2000, 2024, 2101, 2399])
+def test_cccd_birth_digits_are_what_cccd_facts_reads(gender, birth_year):
+    digits = cccd_birth_digits(gender, birth_year)
+    assert len(digits) == 3 and digits.isdigit()
+    assert cccd_facts(f"046{digits}000001") == (gender, birth_year)
+
+
+@pytest.mark.parametrize("birth_year", [1899, 2400])
+def test_cccd_birth_digits_refuse_years_a_cccd_cannot_hold(birth_year):
+    with pytest.raises(ValueError):
+        cccd_birth_digits("male", birth_year)
 
 
 def test_cccd_facts_refuses_garbage():
