@@ -49,9 +49,12 @@ def configure_logging(app: Flask) -> None:
     logger.setLevel(app.config["LOG_LEVEL"])
     if not any(isinstance(f, RedactingFilter) for f in logger.filters):
         logger.addFilter(RedactingFilter())
-    security = logging.getLogger("terminal.security")
-    if not any(isinstance(f, RedactingFilter) for f in security.filters):
-        security.addFilter(RedactingFilter())
+    # gunicorn's loggers too: served without our AccessLogger class (a gunicorn started
+    # by hand), the access log still loses ID numbers and forged line breaks.
+    for name in ("terminal.security", "gunicorn.access", "gunicorn.error"):
+        other = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in other.filters):
+            other.addFilter(RedactingFilter())
     if not logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

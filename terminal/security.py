@@ -67,6 +67,20 @@ _REDACTIONS = (
 )
 
 
+# C0 and C1 controls and the Unicode line and paragraph separators: all start lines.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """Show control characters as ``\\xNN`` so a logged value stays on its one line."""
+    return _CONTROLS.sub(_escaped, text)
+
+
 def redact(text: str, *, keep_lines: bool = False) -> str:
     """Remove ID numbers, phone numbers, tokens, passwords and line breaks from log text."""
     patterns = _REDACTIONS[:-1] if keep_lines else _REDACTIONS
