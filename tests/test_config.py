@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from terminal import create_app
 from terminal.config import ConfigError
+from terminal.db import get_engine
+from terminal.schema import upgrade
 from tests.conftest import PG_URL
 
 
@@ -48,3 +54,25 @@ def test_postgresql_synchronous_commit_off_is_refused(settings):
     lossy = url.update_query_dict({"options": f"{options} -csynchronous_commit=off".strip()})
     with pytest.raises(ConfigError, match="synchronous_commit is off"):
         create_app({**settings, "DATABASE_URL": lossy.render_as_string(hide_password=False)})
+
+
+def test_new_sqlite_database_and_its_wal_files_are_private(settings, tmp_path):
+    """The database holds ID numbers: its file, -wal and -shm are the owner's alone (0600)."""
+    path = tmp_path / "fresh" / "terminal.db"
+    path.parent.mkdir()
+    old_umask = os.umask(0o022)  # the usual umask, which would make files world-readable
+    try:
+        app = create_app({**settings, "DATABASE_URL": f"sqlite:///{path}"})
+        engine = get_engine(app)
+        upgrade(engine)
+        # The -wal and -shm files live while a connection is open: stat them then.
+        with engine.connect() as conn:
+            conn.execute(text("SELECT count(*) FROM users")).scalar()
+            modes = {
+                name: stat.S_IMODE(os.stat(f"{path}{name}").st_mode)
+                for name in ("", "-wal", "-shm")
+            }
+        engine.dispose()
+    finally:
+        os.umask(old_umask)
+    assert modes == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
