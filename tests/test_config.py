@@ -76,3 +76,37 @@ def test_new_sqlite_database_and_its_wal_files_are_private(settings, tmp_path):
     finally:
         os.umask(old_umask)
     assert modes == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "memcached://127.0.0.1:11211",
+        "redis://",
+        "redis://127.0.0.1:notaport/0",
+        "memory://elsewhere",
+        "http://127.0.0.1:6379",
+        "redis+unix://",
+        42,
+    ],
+)
+def test_bad_ratelimit_storage_is_refused(settings, value):
+    with pytest.raises(ConfigError, match="TERMINAL_RATELIMIT_STORAGE_URL"):
+        create_app({**settings, "RATELIMIT_STORAGE_URL": value})
+
+
+def test_ratelimit_storage_from_the_environment(settings, monkeypatch):
+    from limits.storage import MemoryStorage, RedisStorage
+
+    from terminal.extensions import limiter
+
+    app = create_app(settings)
+    assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert isinstance(limiter.storage, MemoryStorage)
+    get_engine(app).dispose()
+    monkeypatch.setenv("TERMINAL_RATELIMIT_STORAGE_URL", "redis://127.0.0.1:6379/0")
+    app = create_app(settings)
+    assert app.config["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6379/0"
+    # Redis is not asked at start-up: only when a limited route is hit.
+    assert isinstance(limiter.storage, RedisStorage)
+    get_engine(app).dispose()

@@ -1,4 +1,4 @@
-"""The served terminal: what gunicorn writes to its access log (RELIABILITY S13, S23)."""
+"""The served terminal: its access log (RELIABILITY S13, S23) and shared rate limits."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import os
 import time
 import urllib.error
 import urllib.request
+import uuid
 from datetime import timedelta
 
+import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
@@ -51,8 +53,8 @@ def test_access_log_keeps_hostile_paths_on_one_line_without_numbers(db_url, tmp_
     access = [line for line in log.splitlines() if "login ok" in line]
     assert len(access) == 1, log[-3000:]
     # One line, the breaks shown escaped, the forged text not at the start of any line.
-    assert '"GET /x\\x0d\\x0alogin ok: user=admin channel=page\\x0a/[redacted-number]"' in (
-        access[0]
+    assert (
+        '"GET /x\\x0d\\x0alogin ok: user=admin channel=page\\x0a/[redacted-number]"' in (access[0])
     )
     assert not any(line.startswith(FORGED) for line in log.splitlines())
     assert ID_NUMBER not in log
@@ -69,13 +71,13 @@ class _Response:
 
     status = "404 NOT FOUND"
     sent = 10
-    headers: list[tuple[str, str]] = []
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class _Request:
     """What gunicorn's logger reads of a request."""
 
-    headers: list[tuple[str, str]] = []
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def test_gunicorn_started_by_hand_still_redacts(settings):
@@ -104,3 +106,57 @@ def test_gunicorn_started_by_hand_still_redacts(settings):
     assert written.count("\n") == 1, written
     assert FORGED in written
     assert ID_NUMBER not in written
+
+
+REDIS_URL = os.environ.get("TERMINAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis():
+    """Return a client of the test Redis, or skip when none answers."""
+    redis = pytest.importorskip("redis", reason="the redis package is not installed")
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis answers at {REDIS_URL} ({type(exc).__name__}): limits untested")
+    return client
+
+
+def test_two_terminals_sharing_redis_count_one_limit(db_url, tmp_path):
+    """Two servers on one Redis exhaust the receipt check's 30 per minute together."""
+    client = _redis()
+    prefix = f"test-{uuid.uuid4().hex}"  # parallel runs never share counts
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINAL_")}
+    env.update(
+        TERMINAL_DATABASE_URL=db_url,
+        TERMINAL_SECRET_KEY=SECRET,
+        TERMINAL_RECEIPTS_DIR=str(tmp_path / "receipts"),
+        TERMINAL_RATELIMIT_STORAGE_URL=REDIS_URL,
+        TERMINAL_RATELIMIT_KEY_PREFIX=prefix,
+    )
+    check = "/api/v1/receipts/verify?token=not-a-receipt"
+    try:
+        with (
+            served(env, port=free_port(), workers=1) as first,
+            served(env, port=free_port(), workers=1) as second,
+        ):
+            # Each alone stays under the limit; memory counting would never refuse.
+            statuses = [_request(first.base + check) for _ in range(20)]
+            statuses += [_request(second.base + check) for _ in range(20)]
+        assert statuses[:30] == [200] * 30
+        assert statuses[30:] == [429] * 10
+        assert any(prefix in key.decode() for key in client.scan_iter(match=f"*{prefix}*"))
+    finally:
+        for key in client.scan_iter(match=f"*{prefix}*"):
+            client.delete(key)
+
+
+def test_unreachable_redis_falls_back_to_memory(settings):
+    """A Redis that does not answer never turns the receipt check into a 500."""
+    app = create_app({**settings, "RATELIMIT_STORAGE_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    try:
+        client = app.test_client()
+        statuses = [client.get("/api/v1/receipts/verify?token=x").status_code for _ in range(32)]
+    finally:
+        get_engine(app).dispose()
+    assert statuses == [200] * 30 + [429] * 2
