@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from contextlib import closing
@@ -205,6 +206,22 @@ def _recent_failures(session: Session, username: str, now: datetime) -> list[dat
     )
 
 
+def _lock_username(session: Session, username: str) -> None:
+    """Make sign-ins of one username wait for each other until the transaction ends.
+
+    Otherwise parallel guesses on PostgreSQL all count the same earlier failures and
+    all get a password check past the limit. An advisory lock on the name serves
+    unknown usernames too. SQLite needs none: the write lock, taken up front,
+    already lets one writer in at a time.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(
+        hashlib.sha256(b"login:" + username.encode()).digest()[:8], "big", signed=True
+    )
+    session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
 def authenticate(
     session: Session, *, username: str, password: str, channel: str, ip: str | None
 ) -> User:
@@ -217,6 +234,7 @@ def authenticate(
     name = normalize_username(username)[:64]
     now = utcnow()
     with write_transaction(session):
+        _lock_username(session, name)
         failures = _recent_failures(session, name, now)
         if len(failures) >= LOCKOUT_FAILURES:
             retry_after = (
