@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session
 
 from terminal.db import new_session, write_transaction
 from terminal.models import ApiToken, LoginAttempt, LoginSession, PayoutPoint, Role, User, utcnow
-from terminal.security import digest, hash_password, new_secret, verify_password
+from terminal.security import (
+    digest,
+    hash_password,
+    is_common_password,
+    new_secret,
+    normalize_password,
+    verify_password,
+)
 from terminal.services.audit import record_event
 from terminal.services.errors import InvalidInput, NotFound, Throttled, Unauthorized
 from terminal.text import clean_name
@@ -34,12 +41,27 @@ def normalize_username(username: str) -> str:
     return (username or "").strip().lower()
 
 
-def check_password_rules(password: str) -> None:
-    """Refuse a password that is too short or too long (NIST 800-63B: length, no tricks)."""
-    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+def check_password_rules(password: str, *, username: str | None) -> None:
+    """Refuse a password too short or long, common or breached, or holding the username.
+
+    These are NIST SP 800-63B's rules: length, a blocklist and the context, and no
+    composition tricks. The password is judged as it will be hashed (NFKC).
+    """
+    if not isinstance(password, str):
+        raise InvalidInput("password must be text", code="password_invalid")
+    normalized = normalize_password(password)
+    if not PASSWORD_MIN <= len(normalized) <= PASSWORD_MAX:
         raise InvalidInput(
             f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters",
             code="password_invalid",
+        )
+    if username and normalize_username(username) in normalized.casefold():
+        raise InvalidInput(
+            "password must not contain the username", code="password_contains_username"
+        )
+    if is_common_password(normalized):
+        raise InvalidInput(
+            "password is on the list of common, breached passwords", code="password_common"
         )
 
 
@@ -78,8 +100,13 @@ def create_user(
     full_name: str | None = None,
     point_code: str | None = None,
     actor: str = "system",
+    demo_account: bool = False,
 ) -> User:
-    """Create a user and commit it with its audit event."""
+    """Create a user and commit it with its audit event.
+
+    A demo account (``seed-demo`` only) keeps its documented password, which holds
+    its username (``clerk-demo-2021``); the audit event says it is one.
+    """
     name = normalize_username(username)
     if not USERNAME_RE.match(name):
         raise InvalidInput(
@@ -87,7 +114,7 @@ def create_user(
             code="username_invalid",
         )
     role_ = _role(role)
-    check_password_rules(password)
+    check_password_rules(password, username=None if demo_account else name)
     try:
         display = clean_name(full_name) if full_name else name
     except ValueError as exc:
@@ -112,7 +139,12 @@ def create_user(
             action="user.created",
             object_type="user",
             object_id=user.id,
-            data={"username": name, "role": role_.value, "point": point.code if point else None},
+            data={
+                "username": name,
+                "role": role_.value,
+                "point": point.code if point else None,
+                **({"demo_account": True} if demo_account else {}),
+            },
         )
     return user
 
@@ -129,12 +161,12 @@ def update_user(
     password: str | None = None,
 ) -> User:
     """Change a user's details; disabling or a new password ends their logins at once."""
-    if password is not None:
-        check_password_rules(password)
     with write_transaction(session):
         user = session.get(User, user_id)
         if user is None:
             raise NotFound("no such user")
+        if password is not None:
+            check_password_rules(password, username=user.username)
         changes: dict[str, object] = {}
         if full_name is not None:
             try:
