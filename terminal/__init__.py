@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, g, request, session
 from flask_login import current_user
 
-from terminal import authz, db, formatting, labels
+from terminal import authz, db, formatting, labels, request_checks
 from terminal.config import LOCALES, load_settings
 from terminal.extensions import babel, csrf, limiter, login_manager
 from terminal.paths import resource_dir
@@ -32,6 +32,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     load_settings(app, config)
     configure_logging(app)
+    request_checks.init_app(app)  # first: it bounds <int:...> before any route is added
     db.init_app(app)
     register_extensions(app)
     register_blueprints(app)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from terminal.days import check_day
+
+# A date in a request: refused (400) outside 2000-01-01..2100-12-31 (terminal/days.py).
+Day = Annotated[date, AfterValidator(check_day)]
 
 
 class Strict(BaseModel):
@@ -203,8 +208,8 @@ class PayoutQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    from_: date | None = Field(default=None, alias="from")
-    to: date | None = None
+    from_: Day | None = Field(default=None, alias="from")
+    to: Day | None = None
     payout_point: str | None = Field(default=None, max_length=12)
     commune: str | None = Field(default=None, max_length=120)
     status: Literal["completed", "reversed", "pending"] | None = None
