@@ -194,7 +194,8 @@ def verify(code: str) -> Any:
         return _beneficiary_page(code, form=form, status=400)
     choice = form.collector.data or ""
     proxy_id = None
-    if choice.startswith("proxy:") and choice[6:].isdigit():
+    # isdecimal, not isdigit: int() refuses "²", which isdigit lets through (a 500).
+    if choice.startswith("proxy:") and choice[6:].isdecimal():
         collector, proxy_id = "proxy", int(choice[6:])
     elif choice == "beneficiary":
         collector = "beneficiary"
@@ -270,7 +271,7 @@ def _confirm_page(
             "account" if record.beneficiary.payment_method is PaymentMethod.ACCOUNT else "cash"
         )
     form.entitlements.choices = [(str(e.id), e.period.label) for e in record.due]
-    chosen = {int(i) for i in (form.entitlements.data or []) if str(i).isdigit()}
+    chosen = {int(i) for i in (form.entitlements.data or []) if str(i).isdecimal()}
     total = sum(e.amount_vnd for e in record.due if e.id in chosen) or record.due_vnd
     return (
         render_template(
@@ -333,7 +334,7 @@ def pay(verification_id: int) -> Any:
         if verification is None:
             return _replayed_or(key, url_for("counter.search"))
         return _confirm_page(verification_id, form=form, error=_("Check the form."), status=400)
-    ids = tuple(int(i) for i in form.entitlements.data or [] if str(i).isdigit())
+    ids = tuple(int(i) for i in form.entitlements.data or [] if str(i).isdecimal())
     order = payouts.PayoutOrder(
         verification_id=verification_id,
         entitlement_ids=ids,

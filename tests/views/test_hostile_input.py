@@ -20,7 +20,7 @@ from terminal.api import SPECS
 from terminal.authz import POLICY, PUBLIC, permission_of
 from terminal.days import FIRST_DAY, LAST_DAY
 from tests.conftest import api_token, bearer, csrf_from
-from tests.factories import ROLES
+from tests.factories import ROLES, make_beneficiary
 
 HUGE_INTEGERS = [str(2**63), str(2**64), "9" * 30, "1" + "0" * 4400]
 EXTREME_DAYS = ["0001-01-01", "1999-12-31", "2101-01-01", "9999-12-31"]
@@ -307,3 +307,32 @@ def test_line_breaks_in_next_are_dropped_not_500(app, world, bad):
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
     assert "Set-Cookie: x" not in str(response.headers)
+
+
+@pytest.mark.parametrize("number", ["²", "٣", str(2**64), "9" * 30])
+def test_odd_numbers_in_counter_forms_are_4xx(as_role, world, session, number):
+    """Superscript and other Unicode digits, and huge ids, in the counter's form fields."""
+    person = make_beneficiary(session, commune=world.point_a.communes[0], proxy={})
+    clerk = as_role("clerk")
+    token = csrf_from(clerk.get(f"/counter/b/{person.code}").get_data(as_text=True))
+    verify_url = f"/counter/b/{person.code}/verify"
+    response = clerk.post(
+        verify_url,
+        data={"csrf_token": token, "collector": f"proxy:{number}", "identity": "046195867017"},
+    )
+    assert 400 <= response.status_code < 500, response.status_code
+    verified = clerk.post(
+        verify_url,
+        data={"csrf_token": token, "collector": "beneficiary", "identity": "046153060816"},
+    )
+    assert verified.status_code == 303
+    pay = clerk.post(
+        verified.headers["Location"] + "/pay",
+        data={
+            "csrf_token": token,
+            "entitlements": [number],
+            "channel": "cash",
+            "form_key": "hostile-form-key-0123456789",
+        },
+    )
+    assert 400 <= pay.status_code < 500, pay.status_code
