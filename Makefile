@@ -39,6 +39,6 @@ clean:
 	rm -rf $(VENV) build *.egg-info
 
 i18n: $(VENV)/.installed-test
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --omit-header -o terminal/translations/messages.pot .
-	$(BIN)/pybabel update -i terminal/translations/messages.pot -d terminal/translations --no-fuzzy-matching
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --omit-header -w 100 -o terminal/translations/messages.pot .
+	$(BIN)/pybabel update -i terminal/translations/messages.pot -d terminal/translations --no-fuzzy-matching -w 100
 	$(BIN)/pybabel compile -d terminal/translations

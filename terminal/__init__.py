@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, g, request, session
 from flask_login import current_user
 
-from terminal import authz, db, formatting, labels
+from terminal import authz, db, formatting, labels, request_checks
 from terminal.config import LOCALES, load_settings
 from terminal.extensions import babel, csrf, limiter, login_manager
 from terminal.paths import resource_dir
@@ -32,6 +32,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     load_settings(app, config)
     configure_logging(app)
+    request_checks.init_app(app)  # first: it bounds <int:...> before any route is added
     db.init_app(app)
     register_extensions(app)
     register_blueprints(app)
@@ -49,9 +50,12 @@ def configure_logging(app: Flask) -> None:
     logger.setLevel(app.config["LOG_LEVEL"])
     if not any(isinstance(f, RedactingFilter) for f in logger.filters):
         logger.addFilter(RedactingFilter())
-    security = logging.getLogger("terminal.security")
-    if not any(isinstance(f, RedactingFilter) for f in security.filters):
-        security.addFilter(RedactingFilter())
+    # gunicorn's loggers too: served without our AccessLogger class (a gunicorn started
+    # by hand), the access log still loses ID numbers and forged line breaks.
+    for name in ("terminal.security", "gunicorn.access", "gunicorn.error"):
+        other = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in other.filters):
+            other.addFilter(RedactingFilter())
     if not logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

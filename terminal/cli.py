@@ -339,7 +339,7 @@ def audit_verify() -> None:
 @service_command
 def cash_float(point: str, advance: str, day: str | None) -> None:
     """Record a point's cash advance for a day (audited with the actor "cli")."""
-    from terminal.formatting import parse_iso_date
+    from terminal.clock import parse_iso_date
     from terminal.money import InvalidAmount, format_vnd, parse_vnd
     from terminal.services.cash import cash_position, set_point_cash_float
     from terminal.services.places import normalize_point_code

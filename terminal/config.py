@@ -7,6 +7,7 @@ setting stops the terminal with a one-line reason instead of failing at the coun
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import secrets
 import tempfile
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_LOCALE": "vi",
     "MAX_UPLOAD_MB": 20,
     "LOG_LEVEL": "INFO",
+    "RATELIMIT_STORAGE_URL": None,  # each worker counts in its own memory
 }
 
 # Flask settings that follow from ours; a shared counter never remembers a login.
@@ -119,6 +121,8 @@ def _check(app: Flask) -> None:
         raise ConfigError("TERMINAL_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
     cfg["LOG_LEVEL"] = str(cfg["LOG_LEVEL"]).upper()
 
+    _set_ratelimit_storage(cfg, cfg.get("RATELIMIT_STORAGE_URL"))
+
     cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_UPLOAD_MB"] * 1024 * 1024
     # Behind TLS the cookie must never travel in clear.
     cfg["SESSION_COOKIE_SECURE"] = cfg["PUBLIC_URL"].startswith("https://")
@@ -157,6 +161,49 @@ def check_public_url(value: Any) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise ConfigError("TERMINAL_PUBLIC_URL must be an http:// or https:// URL with a host")
     return text
+
+
+RATELIMIT_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
+
+
+def check_ratelimit_storage_url(value: Any) -> str:
+    """Return the rate-limit store: ``memory://`` or a Redis URL (never echoed: a password)."""
+    if value in (None, ""):
+        return "memory://"
+    reason = "TERMINAL_RATELIMIT_STORAGE_URL must be memory:// or redis://host:port/db"
+    if not isinstance(value, str):
+        raise ConfigError(reason)
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
+    except ValueError:
+        raise ConfigError(reason) from None
+    if parts.scheme not in RATELIMIT_SCHEMES:
+        raise ConfigError(reason)
+    if parts.scheme == "memory":
+        if text != "memory://":
+            raise ConfigError(reason)
+        return text
+    if parts.scheme == "redis+unix" and not parts.path:
+        raise ConfigError(reason)
+    if parts.scheme != "redis+unix" and not parts.hostname:
+        raise ConfigError(reason)
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigError("TERMINAL_RATELIMIT_STORAGE_URL: the redis package is not installed")
+    return text
+
+
+def _set_ratelimit_storage(cfg: Any, value: Any) -> None:
+    """Point Flask-Limiter at the checked store."""
+    url = check_ratelimit_storage_url(value)
+    cfg["RATELIMIT_STORAGE_URL"] = url
+    cfg["RATELIMIT_STORAGE_URI"] = url
+    if url != "memory://":
+        # A Redis that is down or unreachable must not stop receipts being checked:
+        # fail fast, count in memory meanwhile, and go back to Redis when it answers.
+        cfg["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1}
+        cfg["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
 
 
 def _check_dir(value: Any, app: Flask) -> Path:

@@ -9,12 +9,14 @@ would lose commits. See ``begin_write``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +28,7 @@ WRITE_OPTION = "terminal_write"
 def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 15000) -> Engine:
     """Create an engine whose every connection is set up for durable payouts."""
     if url.startswith("sqlite"):
+        _create_private_file(make_url(url).database)
         engine = create_engine(
             url, connect_args={"timeout": busy_timeout_ms / 1000}, hide_parameters=True
         )
@@ -35,6 +38,23 @@ def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 1
             url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True
         )
     return engine
+
+
+def _create_private_file(path: str | None) -> None:
+    """Create a new SQLite file readable by its owner only (it holds ID numbers).
+
+    SQLite gives the -wal and -shm files the database file's permissions, so they are
+    private too. An existing file keeps the permissions its owner chose.
+    """
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a missing folder and the like: SQLite's own error says it better
+    os.close(fd)
 
 
 def _setup_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:

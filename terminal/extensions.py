@@ -11,6 +11,6 @@ from flask_wtf.csrf import CSRFProtect
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
-# Counted per worker process (memory storage): with N workers the effective limit is
-# at most N times the figure; enough to stop a crawl of the public receipt check.
-limiter = Limiter(get_remote_address, storage_uri="memory://", headers_enabled=True)
+# Where the counts live comes from TERMINAL_RATELIMIT_STORAGE_URL (config.py): a shared
+# Redis, so all workers and terminals count together, or each worker's memory.
+limiter = Limiter(get_remote_address, headers_enabled=True)

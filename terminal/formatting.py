@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 
 from flask import Flask
 
-from terminal.clock import VIETNAM, to_local
+from terminal.clock import VIETNAM, parse_iso_date, to_local
 from terminal.money import format_vnd, format_vnd_plain
 from terminal.text import mask_id, mask_phone
 
-__all__ = ["VIETNAM", "format_date", "format_datetime", "init_app", "to_local"]
+__all__ = [
+    "VIETNAM",
+    "format_date",
+    "format_datetime",
+    "init_app",
+    "parse_iso_date",
+    "to_local",
+]
 
 
 def format_date(value: date | datetime | None) -> str:
@@ -28,18 +34,6 @@ def format_datetime(value: datetime | None) -> str:
     if value is None:
         return ""
     return to_local(value).strftime("%d/%m/%Y %H:%M")
-
-
-# Exactly YYYY-MM-DD with ASCII digits: date.fromisoformat alone also takes "20211001",
-# and pydantic a Unix timestamp, which no script means as a day.
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def parse_iso_date(text: str) -> date:
-    """Return the date written YYYY-MM-DD, or raise ValueError for anything else."""
-    if not isinstance(text, str) or not _ISO_DATE.fullmatch(text):
-        raise ValueError("dates are written YYYY-MM-DD")
-    return date.fromisoformat(text)
 
 
 def init_app(app: Flask) -> None:

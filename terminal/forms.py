@@ -97,7 +97,9 @@ class UserForm(FlaskForm):
     password = PasswordField(
         _l("Password"),
         validators=[Optional(), Length(max=128)],
-        description=_l("At least 10 characters."),
+        description=_l(
+            "At least 10 characters, not a common password and not containing the username."
+        ),
     )
     active = BooleanField(_l("Account active"), default=True)
 

@@ -25,6 +25,11 @@ MESSAGES = {
     ),
     "username_taken": _l("This username is already taken."),
     "password_invalid": _l("The password must be 10 to 128 characters long."),
+    "password_common": _l(
+        "This password is too common: it appears in lists of leaked passwords. Choose "
+        "another, for example a few unrelated words."
+    ),
+    "password_contains_username": _l("The password must not contain the username."),
     "role_invalid": _l("Choose a valid role."),
     "point_required": _l("Staff at a counter, agent point or delivery team need a payout point."),
     "point_not_allowed": _l("Auditors and administrators do not belong to a payout point."),

@@ -1,11 +1,16 @@
-"""Password hashing (argon2id), token digests and redaction of secrets in logs."""
+"""Passwords (NFKC, argon2id, the breached list), token digests and redaction of logs."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import re
 import secrets
+import string
+import unicodedata
+from functools import cache
+from importlib import resources
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -31,17 +36,56 @@ def _dummy() -> str:
     return _dummy_hash
 
 
+def normalize_password(password: str) -> str:
+    """Return the password in Unicode NFKC, as it is hashed and checked.
+
+    "ệ" typed as one character on one keyboard and as e + two accents on another
+    are then the same password (NIST SP 800-63B 5.1.1.2).
+    """
+    return unicodedata.normalize("NFKC", password)
+
+
 def hash_password(password: str) -> str:
-    """Return an argon2id hash of the password."""
-    return _hasher.hash(password)
+    """Return an argon2id hash of the password (normalised)."""
+    return _hasher.hash(normalize_password(password))
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Check a password against its hash in constant-ish time, also for unknown users."""
-    try:
-        return _hasher.verify(password_hash or _dummy(), password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
+    normalized = normalize_password(password)
+    # Hashes made before passwords were normalised are of the text as typed: for ASCII
+    # the same, otherwise it is tried second.
+    candidates = (normalized,) if normalized == password else (normalized, password)
+    for candidate in candidates:
+        try:
+            if _hasher.verify(password_hash or _dummy(), candidate):
+                return password_hash is not None
+        except (VerificationError, InvalidHashError):
+            continue
+    return False
+
+
+_EDGE_JUNK = string.digits + string.punctuation + string.whitespace
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    """Load the breached-password list shipped in terminal/data (see its README)."""
+    data = resources.files("terminal") / "data" / "common-passwords.txt.gz"
+    with data.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as lines:
+        return frozenset(line.strip() for line in lines if line.strip())
+
+
+def is_common_password(password: str) -> bool:
+    """Tell whether a password is a common, breached one, or one with digits around it.
+
+    "basketball" and "Password2021!" are both refused: adding a year or a symbol to a
+    listed word is the first thing people and cracking tools try.
+    """
+    folded = normalize_password(password).casefold()
+    core = folded.strip(_EDGE_JUNK)
+    common = _common_passwords()
+    return folded in common or (len(core) >= 4 and core in common)
 
 
 def new_secret() -> str:
@@ -65,6 +109,20 @@ _REDACTIONS = (
     # Control characters would let a logged value forge extra log lines.
     (re.compile(r"[\r\n\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"), " "),
 )
+
+
+# C0 and C1 controls and the Unicode line and paragraph separators: all start lines.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """Show control characters as ``\\xNN`` so a logged value stays on its one line."""
+    return _CONTROLS.sub(_escaped, text)
 
 
 def redact(text: str, *, keep_lines: bool = False) -> str:

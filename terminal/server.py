@@ -6,9 +6,39 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger, SafeAtoms
+
+from terminal.security import escape_controls, redact
 
 # The path without its query string: searches carry ID numbers and phones.
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+
+
+class RedactedAtoms(SafeAtoms):  # type: ignore[misc]
+    """The values of one access-log line, each made safe to write into a log."""
+
+    def __init__(self, atoms: dict[str, Any]) -> None:
+        # The path is decoded: %0A is a real new line there, which would let anyone
+        # forge a line such as "login ok: user=admin". Remove ID and phone numbers as
+        # the application log does, then show what is left of control characters
+        # escaped (after: an escape's hex digits must not hide a number's edges).
+        super().__init__(
+            {
+                key: escape_controls(redact(value, keep_lines=True))
+                if isinstance(value, str)
+                else value
+                for key, value in atoms.items()
+            }
+        )
+
+
+class AccessLogger(Logger):  # type: ignore[misc]
+    """Gunicorn's logger with every access-log value escaped and redacted.
+
+    For a gunicorn started by hand: ``--logger-class terminal.server.AccessLogger``.
+    """
+
+    atoms_wrapper_class = RedactedAtoms
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -29,17 +59,20 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return self.application
 
 
+def gunicorn_options(*, host: str, port: int, workers: int) -> dict[str, Any]:
+    """Return the gunicorn settings the terminal is served with."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "sync",
+        "timeout": 60,
+        "accesslog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        "logger_class": AccessLogger,
+        "errorlog": "-",
+    }
+
+
 def run_gunicorn(app: Flask, *, host: str, port: int, workers: int) -> None:
     """Serve the app until interrupted."""
-    _Gunicorn(
-        app,
-        {
-            "bind": f"{host}:{port}",
-            "workers": workers,
-            "worker_class": "sync",
-            "timeout": 60,
-            "accesslog": "-",
-            "access_log_format": ACCESS_LOG_FORMAT,
-            "errorlog": "-",
-        },
-    ).run()
+    _Gunicorn(app, gunicorn_options(host=host, port=port, workers=workers)).run()

@@ -25,7 +25,7 @@ def free_port() -> int:
 
 @dataclass
 class Served:
-    """A running terminal: its base URL and its log (stderr) file."""
+    """A running terminal: its base URL and its log file (access and error logs)."""
 
     base: str
     log_path: Path
@@ -45,7 +45,7 @@ def served(env: dict[str, str], *, port: int, workers: int = 2) -> Iterator[Serv
         process = subprocess.Popen(
             [str(SCRIPT), "serve", "--port", str(port), "--workers", str(workers)],
             env=env,
-            stdout=subprocess.DEVNULL,
+            stdout=log,  # gunicorn's access log
             stderr=log,
             text=True,
         )

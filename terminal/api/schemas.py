@@ -6,10 +6,13 @@ import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from terminal.formatting import parse_iso_date
+from terminal.clock import check_day, parse_iso_date
 from terminal.money import MAX_AMOUNT
+
+# A date in a request: refused (400) outside 2000-01-01..2100-12-31 (terminal/clock.py).
+Day = Annotated[date, AfterValidator(check_day)]
 
 
 class Strict(BaseModel):
@@ -211,8 +214,8 @@ class PayoutQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    from_: date | None = Field(default=None, alias="from")
-    to: date | None = None
+    from_: Day | None = Field(default=None, alias="from")
+    to: Day | None = None
     payout_point: str | None = Field(default=None, max_length=12)
     commune: str | None = Field(default=None, max_length=120)
     status: Literal["completed", "reversed", "pending"] | None = None

@@ -55,6 +55,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 BigID = BigInteger().with_variant(Integer(), "sqlite")
+# The largest id either database holds (signed 64 bits): a larger one names nothing.
+MAX_ID = 2**63 - 1
 
 intpk = Annotated[int, mapped_column(BigID, primary_key=True)]
 created_at = Annotated[datetime, mapped_column(UTCDateTime(), default=utcnow, nullable=False)]

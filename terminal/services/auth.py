@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from contextlib import closing
@@ -23,7 +24,14 @@ from terminal.models import (
     utcnow,
 )
 from terminal.policy import STAFF
-from terminal.security import digest, hash_password, new_secret, verify_password
+from terminal.security import (
+    digest,
+    hash_password,
+    is_common_password,
+    new_secret,
+    normalize_password,
+    verify_password,
+)
 from terminal.services.audit import record_event
 from terminal.services.errors import InvalidInput, NotFound, Throttled, Unauthorized
 from terminal.text import clean_name
@@ -44,12 +52,27 @@ def normalize_username(username: str) -> str:
     return (username or "").strip().lower()
 
 
-def check_password_rules(password: str) -> None:
-    """Refuse a password that is too short or too long (NIST 800-63B: length, no tricks)."""
-    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+def check_password_rules(password: str, *, username: str | None) -> None:
+    """Refuse a password too short or long, common or breached, or holding the username.
+
+    These are NIST SP 800-63B's rules: length, a blocklist and the context, and no
+    composition tricks. The password is judged as it will be hashed (NFKC).
+    """
+    if not isinstance(password, str):
+        raise InvalidInput("password must be text", code="password_invalid")
+    normalized = normalize_password(password)
+    if not PASSWORD_MIN <= len(normalized) <= PASSWORD_MAX:
         raise InvalidInput(
             f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters",
             code="password_invalid",
+        )
+    if username and normalize_username(username) in normalized.casefold():
+        raise InvalidInput(
+            "password must not contain the username", code="password_contains_username"
+        )
+    if is_common_password(normalized):
+        raise InvalidInput(
+            "password is on the list of common, breached passwords", code="password_common"
         )
 
 
@@ -88,8 +111,13 @@ def create_user(
     full_name: str | None = None,
     point_code: str | None = None,
     actor: str = "system",
+    demo_account: bool = False,
 ) -> User:
-    """Create a user and commit it with its audit event."""
+    """Create a user and commit it with its audit event.
+
+    A demo account (``seed-demo`` only) keeps its documented password, which holds
+    its username (``clerk-demo-2021``); the audit event says it is one.
+    """
     name = normalize_username(username)
     if not USERNAME_RE.match(name):
         raise InvalidInput(
@@ -97,7 +125,7 @@ def create_user(
             code="username_invalid",
         )
     role_ = _role(role)
-    check_password_rules(password)
+    check_password_rules(password, username=None if demo_account else name)
     try:
         display = clean_name(full_name) if full_name else name
     except ValueError as exc:
@@ -122,7 +150,12 @@ def create_user(
             action=AuditAction.USER_CREATED,
             object_type="user",
             object_id=user.id,
-            data={"username": name, "role": role_.value, "point": point.code if point else None},
+            data={
+                "username": name,
+                "role": role_.value,
+                "point": point.code if point else None,
+                **({"demo_account": True} if demo_account else {}),
+            },
         )
     return user
 
@@ -139,12 +172,12 @@ def update_user(
     password: str | None = None,
 ) -> User:
     """Change a user's details; disabling or a new password ends their logins at once."""
-    if password is not None:
-        check_password_rules(password)
     with write_transaction(session):
         user = session.get(User, user_id)
         if user is None:
             raise NotFound("no such user")
+        if password is not None:
+            check_password_rules(password, username=user.username)
         changes: dict[str, object] = {}
         if full_name is not None:
             try:
@@ -216,6 +249,22 @@ def _recent_failures(session: Session, username: str, now: datetime) -> list[dat
     )
 
 
+def _lock_username(session: Session, username: str) -> None:
+    """Make sign-ins of one username wait for each other until the transaction ends.
+
+    Otherwise parallel guesses on PostgreSQL all count the same earlier failures and
+    all get a password check past the limit. An advisory lock on the name serves
+    unknown usernames too. SQLite needs none: the write lock, taken up front,
+    already lets one writer in at a time.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(
+        hashlib.sha256(b"login:" + username.encode()).digest()[:8], "big", signed=True
+    )
+    session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
 def authenticate(
     session: Session, *, username: str, password: str, channel: str, ip: str | None
 ) -> User:
@@ -228,6 +277,7 @@ def authenticate(
     name = normalize_username(username)[:64]
     now = utcnow()
     with write_transaction(session):
+        _lock_username(session, name)
         failures = _recent_failures(session, name, now)
         if len(failures) >= LOCKOUT_FAILURES:
             retry_after = (

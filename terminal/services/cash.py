@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from terminal.clock import day_bounds, today_local
+from terminal.clock import FIRST_DAY, day_bounds, today_local
 from terminal.db import write_transaction
 from terminal.models import (
     AuditAction,
@@ -94,10 +94,10 @@ def cash_remaining(session: Session, point_id: int, day: date) -> int | None:
     return int(row[0]) - int(row[1])
 
 
-# Days a cash float may be read or recorded for: nothing the terminal holds is older
-# than 2000, and an advance is prepared at most a month ahead. Beyond that a date is a
-# typo, and extremes such as 9999-12-31 would overflow the day's bounds.
-EARLIEST_CASH_DAY = date(2000, 1, 1)
+# Days a cash float may be read or recorded for: from the first day the terminal
+# accepts, and at most a month ahead (an advance is prepared the day before). Beyond
+# that a date is a typo, and extremes such as 9999-12-31 would overflow the day's bounds.
+EARLIEST_CASH_DAY = FIRST_DAY
 CASH_DAYS_AHEAD = 31
 
 

@@ -98,6 +98,9 @@ def seed_points_and_users(session: Session) -> list[DemoLogin]:
             full_name=login.full_name,
             point_code=login.point,
             actor="seed-demo",
+            # The README's demo logins (<username>-demo-2021) hold the username: allowed
+            # here only, where the whole database is demo data.
+            demo_account=True,
         )
     return list(DEMO_LOGINS)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from terminal.clock import VIETNAM, to_local
+from terminal.clock import VIETNAM, check_day, to_local
 from terminal.models import (
     Area,
     Beneficiary,
@@ -24,6 +24,7 @@ from terminal.models import (
     Role,
     User,
 )
+from terminal.models.base import MAX_ID
 from terminal.services.errors import InvalidInput
 from terminal.text import fold
 
@@ -58,7 +59,13 @@ class PayoutFilter:
     status: str | None = None
 
     def __post_init__(self) -> None:
-        """Refuse a range that ends before it starts."""
+        """Refuse days out of range and a range that ends before it starts."""
+        for day in (self.date_from, self.date_to):
+            if day is not None:
+                try:
+                    check_day(day)
+                except ValueError as exc:
+                    raise InvalidInput(str(exc), code="invalid_request") from None
         if self.date_from and self.date_to and self.date_to < self.date_from:
             raise InvalidInput("'to' is before 'from'", code="invalid_request")
 
@@ -124,7 +131,7 @@ def page(
     """Return one page of the log, newest first, and the cursor of the next page."""
     query = _query(user, filters)
     if after:
-        if not after.isdigit():
+        if not (after.isascii() and after.isdigit()) or int(after) > MAX_ID:
             raise InvalidInput("bad cursor", code="invalid_request")
         query = query.where(Payout.id < int(after))
     payouts = list(session.scalars(query.order_by(Payout.id.desc()).limit(limit + 1)))
@@ -146,11 +153,33 @@ def safe_cell(value: Any) -> str:
 def csv_lines(
     open_session: Callable[[], Session], user_id: int, filters: PayoutFilter
 ) -> Iterator[str]:
-    """Yield the whole filtered log as CSV, a batch of rows at a time.
+    """Return the whole filtered log as CSV text, a batch of rows at a time.
 
-    The rows are read with a session of the generator's own: a streamed response
+    The rows are read with a session of the iterator's own: a streamed response
     outlives the request, whose session is closed before the first row is sent.
+    The query runs before this returns, so a refusal or an error is still an
+    error status: once the header is sent, a broken stream would read as a short
+    log (a script sees "no payouts").
     """
+    rows = _csv_lines(open_session, user_id, filters)
+    first = next(rows, None)
+    return _resumed(first, rows)
+
+
+def _resumed(first: str | None, rows: Generator[str]) -> Iterator[str]:
+    """Yield the line already read, then the rest; closing this closes the rows."""
+    try:
+        if first is not None:
+            yield first
+        yield from rows
+    finally:
+        rows.close()
+
+
+def _csv_lines(
+    open_session: Callable[[], Session], user_id: int, filters: PayoutFilter
+) -> Generator[str]:
+    """Yield the CSV text of the log from a session of its own."""
     with closing(open_session()) as session:
         user = session.get(User, user_id)
         if user is None:
@@ -159,16 +188,15 @@ def csv_lines(
 
 
 def _csv_rows(session: Session, user: User, filters: PayoutFilter) -> Iterator[str]:
-    """Yield the CSV text of the log, batch by batch."""
+    """Yield the CSV text of the log, batch by batch, the header with the first batch."""
+    query = _query(user, filters).order_by(Payout.id).execution_options(yield_per=1000)
+    payouts = session.scalars(query)  # runs the query: an error comes before any byte
     buffer = io.StringIO()
+    buffer.write("\ufeff")  # Excel reads the file as UTF-8
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    yield "\ufeff" + buffer.getvalue()
-    query = _query(user, filters).order_by(Payout.id).execution_options(yield_per=1000)
     batch = 0
-    buffer.seek(0)
-    buffer.truncate()
-    for payout in session.scalars(query):
+    for payout in payouts:
         row = row_of(payout)
         writer.writerow(
             [

@@ -10,6 +10,7 @@ terminal's secret key, so every worker and every restart signs alike.
 from __future__ import annotations
 
 import base64
+import re
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,12 +52,27 @@ def public_key_pem(secret_key: str) -> str:
     ).decode()
 
 
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Decode a token strictly: exactly one spelling of a byte string is accepted.
+
+    Python's decoder skips characters outside the alphabet, takes padding and the
+    standard alphabet's + and /, and ignores the unused low bits of the last
+    character, so junk added to a genuine token would still verify. The alphabet is
+    checked, and the bytes must encode back to the very same text.
+    """
+    if not _TOKEN_CHARS.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not an unpadded URL-safe base64 text")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(raw) != text:
+        raise ValueError("not the canonical spelling")
+    return raw
 
 
 def make_token(secret_key: str, claim: ReceiptClaim) -> str:

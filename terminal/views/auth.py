@@ -29,8 +29,14 @@ END_REASONS = {
 
 
 def safe_next(target: str | None) -> str | None:
-    """Return target if it is a path on this site, else None (no open redirects)."""
+    """Return target if it is a path on this site, else None (no open redirects).
+
+    Control characters are refused too: CR or LF in a Location header would split
+    the response (werkzeug refuses them with an error, which would be a 500).
+    """
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(not char.isprintable() for char in target):
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:

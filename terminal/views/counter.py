@@ -195,7 +195,8 @@ def verify(code: str) -> Any:
     choice = form.collector.data or ""
     proxy_id = None
     collector: str | None = None
-    if choice.startswith("proxy:") and choice[6:].isdigit():
+    # isdecimal, not isdigit: int() refuses "²", which isdigit lets through (a 500).
+    if choice.startswith("proxy:") and choice[6:].isdecimal():
         collector, proxy_id = "proxy", int(choice[6:])
     elif choice == "beneficiary":
         collector = "beneficiary"

@@ -294,3 +294,73 @@ def test_public_check_is_rate_limited(client, app, paid):
     statuses = [client.get(f"/r/{token}").status_code for _ in range(35)]
     assert statuses[:30] == [200] * 30
     assert 429 in statuses[30:]
+
+
+def _junk_variants(token: str) -> dict[str, str]:
+    """Return spellings of a genuine token with junk appended, inserted or re-padded."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    variants = {
+        "appended_bang": token + "!",
+        "appended_dot": token + ".",
+        "appended_tilde": token + "~",
+        "appended_letter": token + "A",
+        "appended_space": token + " ",
+        "appended_newline": token + "\n",
+        "padding_1": token + "=",
+        "padding_2": token + "==",
+        "padding_3": token + "===",
+        "inserted_dot": token[:20] + "." + token[20:],
+        "inserted_padding": token[:20] + "=" + token[20:],
+        "inserted_newline": token[:20] + "\n" + token[20:],
+        "inserted_percent": token[:20] + "%" + token[20:],
+        "standard_alphabet": token.replace("-", "+").replace("_", "/"),
+    }
+    if len(token) % 4:
+        # The last character's unused low bits set: the same bytes, another spelling.
+        last = alphabet.index(token[-1])
+        spare = 0b1111 if len(token) % 4 == 2 else 0b11
+        variants["unused_bits_set"] = token[:-1] + alphabet[last | spare]
+    if "-" not in token and "_" not in token:
+        variants.pop("standard_alphabet")  # nothing to swap in this token
+    return variants
+
+
+def test_tokens_with_junk_are_not_genuine(app, client, paid, session, tmp_path):
+    """One receipt, one token: no other spelling verifies (page, API, offline CLI)."""
+    from urllib.parse import quote
+
+    with app.app_context():
+        token = receipts.receipt_token(app, paid)
+    assert client.get(f"/r/{token}").status_code == 200
+    pem = client.get("/api/v1/receipts/public-key").get_data(as_text=True)
+    key_file = tmp_path / "key.pem"
+    key_file.write_text(pem)
+    variants = _junk_variants(token)
+    assert len(variants) >= 14
+    for name, variant in variants.items():
+        assert variant != token
+        assert read_token(variant, load_public_key(pem)) is None, name
+        assert not receipts.check_token(session, app, variant).valid, name
+        page = client.get("/r/" + quote(variant, safe=""))
+        # 404: the "not genuine" page, or no route at all for a line break in the path.
+        assert page.status_code == 404, name
+        assert "verdict-genuine" not in page.get_data(as_text=True), name
+        api = client.get("/api/v1/receipts/verify", query_string={"token": variant})
+        assert api.status_code in (200, 400), name
+        assert api.get_json()["valid" if api.status_code == 200 else "error"] in (
+            False,
+            "invalid_request",
+        ), name
+    # Offline, with only the public key, through the command (in this process: a
+    # process per variant would take minutes). Its argument's surrounding white space
+    # is trimmed (a pasted URL), so variants that only add some at the end are left out.
+    runner = app.test_cli_runner()
+    trimmed = ("appended_space", "appended_newline")
+    for name, given in [("genuine", token), *variants.items()]:
+        if name in trimmed:
+            continue
+        result = runner.invoke(args=["verify-receipt", given, "--public-key", str(key_file)])
+        if name == "genuine":
+            assert result.exit_code == 0 and "signature good" in result.output, result.output
+        else:
+            assert result.exit_code == 1 and "NOT GENUINE" in result.output, (name, result.output)
