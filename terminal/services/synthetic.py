@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import Table, and_, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from terminal.db import write_transaction
+from terminal.db import refresh_statistics, write_transaction
 from terminal.models import (
     Area,
     AreaLevel,
@@ -1371,6 +1371,7 @@ def generate(
             data_errors=writer.data_errors,
         )
         _record(session, report, actor="generate", object_id="synthetic", seed=seed)
+    refresh_statistics(session)
     return _timed(report, started)
 
 
