@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from terminal.db import new_session, write_transaction
 from terminal.models import ApiToken, LoginAttempt, LoginSession, PayoutPoint, Role, User, utcnow
@@ -360,7 +360,13 @@ def user_for_token(session: Session, token: str) -> tuple[User, ApiToken] | None
     """Return the user and token row of a live bearer token, or None."""
     if not token or len(token) > 200:
         return None
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
+    row = session.scalar(
+        select(ApiToken)
+        .where(ApiToken.token_hash == digest(token))
+        # Checked on every API call: the user, but not their point and its communes,
+        # which the few calls that need them load then (most need only the point's id).
+        .options(joinedload(ApiToken.user).lazyload(User.payout_point))
+    )
     if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
         return None
     if not row.user.active:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, func, or_, select, tuple_
+from sqlalchemy.orm import Session, lazyload
 
 from terminal.clock import today_local
 from terminal.models import (
@@ -122,17 +122,35 @@ def classify_query(q: str) -> tuple[str, str]:
 
 
 def _prefix_match(column: Any, value: str, dialect: str) -> Any:
-    """Return "column starts with value" in a form the database answers from an index.
+    """Return "column starts with value" as a range of the column's index.
 
-    SQLite uses an index for a prefix pattern only when the match is case-sensitive,
-    as GLOB is (the keys are folded to lower case already); PostgreSQL uses the
-    text_pattern_ops index for LIKE 'prefix%'.
+    Search keys compare byte by byte on both databases (``models.base.search_key``),
+    so the keys starting with "nguyen" are those from "nguyen" up to "nguyeo": a
+    range any index reads in order. (SQLite's GLOB would also use the index, but
+    re-plans the statement for every pattern.) The dialect no longer matters.
     """
-    if dialect == "sqlite":
-        escaped = re.sub(r"([*?\[\]])", r"[\1]", value)
-        return column.op("GLOB")(escaped + "*")
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.like(escaped + "%", escape="\\")
+    end = _prefix_end(value)
+    return column >= value if end is None else and_(column >= value, column < end)
+
+
+def _prefix_end(value: str) -> str | None:
+    """Return the first string after every string starting with value, if there is one."""
+    while value:
+        following = ord(value[-1]) + 1
+        if following == 0xD800:  # surrogates are not text: skip them
+            following = 0xE000
+        if following <= 0x10FFFF:
+            return value[:-1] + chr(following)
+        value = value[:-1]
+    return None
+
+
+def _read_cursor(after: str | None) -> tuple[str, str] | None:
+    """Return the (key, code) a cursor points after, or None for the first page."""
+    if not after:
+        return None
+    key, _, code = after.rpartition("|")  # a code never holds "|"
+    return key, code
 
 
 def search(
@@ -146,55 +164,93 @@ def search(
 ) -> tuple[list[SearchHit], str | None]:
     """Find beneficiaries by code, ID number, phone or name (accents optional).
 
-    Answered from indexes: exact matches on code, ID and phone, and a prefix match
-    on the folded full name or the folded name starting from the given name. The
-    result is ordered by (name key, code) and pages with a cursor after that pair.
+    Answered from indexes. Code, ID and phone are exact matches, ordered by (name
+    key, code). A name is a prefix of the folded full name ("nguyen thi h") or of
+    the folded name starting from the given name ("hoa"): each of the two name
+    indexes is read in order for one page at most and the two are merged, so a
+    common prefix costs no more than a rare one. Names are ordered by the key that
+    matched, then the code; someone matched by both keys is listed once, under the
+    smaller. Pages follow the cursor "key|code" of the last one shown.
     """
     limit = max(1, min(int(limit), SEARCH_MAX))
     kind, value = classify_query(q)
-    scope = commune_ids(session, user)
-    query = select(Beneficiary)
     if kind == "empty":
         return [], None
-    if kind == "id":
-        # A proxy's ID finds the people they collect for too.
-        by_proxy = select(Proxy.beneficiary_id).where(
-            Proxy.id_number == value, Proxy.revoked_at.is_(None)
-        )
-        query = query.where(or_(Beneficiary.id_number == value, Beneficiary.id.in_(by_proxy)))
-    elif kind == "phone":
-        query = query.where(Beneficiary.phone == value)
-    elif kind == "code":
-        query = query.where(Beneficiary.code == value)
+    scope = commune_ids(session, user)
+    position = _read_cursor(after)
+    if kind == "name":
+        found = _name_matches(session, value, scope, commune, position, limit + 1)
     else:
-        dialect = session.get_bind().dialect.name
-        query = query.where(
-            or_(
-                _prefix_match(Beneficiary.name_key, value, dialect),
-                _prefix_match(Beneficiary.given_key, value, dialect),
+        query = select(Beneficiary)
+        if kind == "id":
+            # A proxy's ID finds the people they collect for too.
+            by_proxy = select(Proxy.beneficiary_id).where(
+                Proxy.id_number == value, Proxy.revoked_at.is_(None)
             )
-        )
-    if commune:
-        query = query.where(Beneficiary.commune.has(name_key=fold(commune)))
-    query = _scoped(query, scope)
-    if after:
-        key, _, code = after.partition("|")
-        query = query.where(
-            or_(
-                Beneficiary.name_key > key,
-                and_(Beneficiary.name_key == key, Beneficiary.code > code),
-            )
-        )
-    people = list(
-        session.scalars(query.order_by(Beneficiary.name_key, Beneficiary.code).limit(limit + 1))
-    )
+            query = query.where(or_(Beneficiary.id_number == value, Beneficiary.id.in_(by_proxy)))
+        elif kind == "phone":
+            query = query.where(Beneficiary.phone == value)
+        else:
+            query = query.where(Beneficiary.code == value)
+        if position is not None:
+            query = query.where(tuple_(Beneficiary.name_key, Beneficiary.code) > position)
+        query = _narrowed(query, scope, commune)
+        query = query.order_by(Beneficiary.name_key, Beneficiary.code).limit(limit + 1)
+        found = [(p.name_key, p) for p in session.scalars(query)]
     cursor = None
-    if len(people) > limit:
-        people = people[:limit]
-        last = people[-1]
-        cursor = f"{last.name_key}|{last.code}"
+    if len(found) > limit:
+        found = found[:limit]
+        key, last = found[-1]
+        cursor = f"{key}|{last.code}"
+    people = [p for _, p in found]
     due = _due(session, [p.id for p in people])
     return [SearchHit(p, *due.get(p.id, (0, 0))) for p in people], cursor
+
+
+def _narrowed(query: Select[Any], scope: list[int] | None, commune: str | None) -> Select[Any]:
+    """Limit a search to the user's scope and to a commune, and load what a hit shows."""
+    if commune:
+        query = query.where(Beneficiary.commune.has(name_key=fold(commune)))
+    # A hit shows its commune, never its proxies: load those only if asked for.
+    return _scoped(query, scope).options(lazyload(Beneficiary.proxies))
+
+
+def _name_matches(
+    session: Session,
+    key: str,
+    scope: list[int] | None,
+    commune: str | None,
+    after: tuple[str, str] | None,
+    count: int,
+) -> list[tuple[str, Beneficiary]]:
+    """Return the first `count` people whose name key or given-name key starts with key.
+
+    Each key's index is read in its own order (key, code) from the cursor on, and
+    stops after `count` people of the scope: no match beyond is ever read or sorted.
+    """
+    end = _prefix_end(key)
+    dialect = session.get_bind().dialect.name
+    found: list[tuple[str, Beneficiary]] = []
+    for own, other in (
+        (Beneficiary.name_key, Beneficiary.given_key),
+        (Beneficiary.given_key, Beneficiary.name_key),
+    ):
+        query = select(Beneficiary)
+        if end is not None:
+            query = query.where(own < end)
+        # One lower bound only, so that the index is entered right at the cursor.
+        if after is not None and after[0] >= key:
+            query = query.where(tuple_(own, Beneficiary.code) > after)
+        else:
+            query = query.where(own >= key)
+        # Someone whose other key matches too is listed under the smaller of the two
+        # (ties: under the full name), so that each person comes once.
+        smaller = other < own if own is Beneficiary.name_key else other <= own
+        query = query.where(~and_(_prefix_match(other, key, dialect), smaller))
+        query = _narrowed(query, scope, commune).order_by(own, Beneficiary.code).limit(count)
+        found.extend((getattr(p, own.key), p) for p in session.scalars(query))
+    found.sort(key=lambda hit: (hit[0], hit[1].code))
+    return found[:count]
 
 
 def _due(session: Session, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
