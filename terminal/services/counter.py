@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, tuple_
+from sqlalchemy import Select, and_, func, select, tuple_, union
 from sqlalchemy.orm import Session, lazyload
 
 from terminal.clock import today_local
@@ -183,11 +183,16 @@ def search(
     else:
         query = select(Beneficiary)
         if kind == "id":
-            # A proxy's ID finds the people they collect for too.
-            by_proxy = select(Proxy.beneficiary_id).where(
-                Proxy.id_number == value, Proxy.revoked_at.is_(None)
+            # A proxy's ID finds the people they collect for too. A union, not an OR:
+            # PostgreSQL cannot tell how few rows "id IN (subquery) OR ..." matches and
+            # would walk the name index in result order instead.
+            by_id = union(
+                select(Beneficiary.id).where(Beneficiary.id_number == value),
+                select(Proxy.beneficiary_id).where(
+                    Proxy.id_number == value, Proxy.revoked_at.is_(None)
+                ),
             )
-            query = query.where(or_(Beneficiary.id_number == value, Beneficiary.id.in_(by_proxy)))
+            query = query.where(Beneficiary.id.in_(by_id))
         elif kind == "phone":
             query = query.where(Beneficiary.phone == value)
         else:
