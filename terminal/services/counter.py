@@ -8,6 +8,7 @@ paying is ``services.payouts``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -15,11 +16,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, tuple_, union
+from sqlalchemy import Select, and_, bindparam, func, select, tuple_, union
 from sqlalchemy.orm import Session, lazyload
 
 from terminal.clock import today_local
 from terminal.models import (
+    Area,
     Beneficiary,
     Entitlement,
     EntitlementStatus,
@@ -121,20 +123,14 @@ def classify_query(q: str) -> tuple[str, str]:
     return ("name", key) if key else ("empty", "")
 
 
-def _prefix_match(column: Any, value: str, dialect: str) -> Any:
-    """Return "column starts with value" as a range of the column's index.
+def _prefix_end(value: str) -> str | None:
+    """Return the first string after every string starting with value, if there is one.
 
     Search keys compare byte by byte on both databases (``models.base.search_key``),
     so the keys starting with "nguyen" are those from "nguyen" up to "nguyeo": a
     range any index reads in order. (SQLite's GLOB would also use the index, but
-    re-plans the statement for every pattern.) The dialect no longer matters.
+    re-plans the statement for every pattern.)
     """
-    end = _prefix_end(value)
-    return column >= value if end is None else and_(column >= value, column < end)
-
-
-def _prefix_end(value: str) -> str | None:
-    """Return the first string after every string starting with value, if there is one."""
     while value:
         following = ord(value[-1]) + 1
         if following == 0xD800:  # surrogates are not text: skip them
@@ -178,10 +174,74 @@ def search(
         return [], None
     scope = commune_ids(session, user)
     position = _read_cursor(after)
+    params: dict[str, Any] = {"value": value, "count": limit + 1}
+    if scope is not None:
+        params["scope"] = scope or [-1]
+    if commune:
+        params["commune"] = fold(commune)
+    if position is not None:
+        params["after_key"], params["after_code"] = position
+    shape = {"scoped": scope is not None, "commune": bool(commune)}
     if kind == "name":
-        found = _name_matches(session, value, scope, commune, position, limit + 1)
+        params["end"] = _prefix_end(value)
+        # One lower bound only, so that the index is entered right at the cursor; a
+        # cursor before the prefix leaves every match after it.
+        shape.update(
+            after=position is not None and position[0] >= value, bounded=bool(params["end"])
+        )
+        found = [
+            (getattr(person, stream), person)
+            for stream in ("name_key", "given_key")
+            for person in session.scalars(_statement(stream, **shape), params)
+        ]
+        found.sort(key=lambda hit: (hit[0], hit[1].code))
     else:
-        query = select(Beneficiary)
+        statement = _statement(kind, after=position is not None, bounded=False, **shape)
+        found = [(person.name_key, person) for person in session.scalars(statement, params)]
+    cursor = None
+    if len(found) > limit:
+        found = found[:limit]
+        key, last = found[-1]
+        cursor = f"{key}|{last.code}"
+    people = [p for _, p in found]
+    due = _due(session, [p.id for p in people])
+    return [SearchHit(p, *due.get(p.id, (0, 0))) for p in people], cursor
+
+
+@functools.cache
+def _statement(kind: str, *, scoped: bool, commune: bool, after: bool, bounded: bool) -> Any:
+    """Return the statement of one shape of search, its values left as parameters.
+
+    Built once per shape: building a statement costs more than running it. kind is
+    "id", "phone" or "code", ordered by (name key, code); or "name_key" or
+    "given_key", one index read in its order (key, code) from the cursor on, which
+    stops after `count` people of the scope, so no match beyond is read or sorted.
+    Parameters: value, end, after_key, after_code, scope, commune, count.
+    """
+    value = bindparam("value")
+    # A hit shows its commune, never its proxies: those load only if asked for.
+    query = select(Beneficiary).options(lazyload(Beneficiary.proxies))
+    if kind in ("name_key", "given_key"):
+        own, other = (
+            (Beneficiary.name_key, Beneficiary.given_key)
+            if kind == "name_key"
+            else (Beneficiary.given_key, Beneficiary.name_key)
+        )
+        order = own
+        start = tuple_(own, Beneficiary.code) > tuple_(
+            bindparam("after_key"), bindparam("after_code")
+        )
+        query = query.where(start if after else own >= value)
+        other_matches = other >= value
+        if bounded:
+            query = query.where(own < bindparam("end"))
+            other_matches = and_(other_matches, other < bindparam("end"))
+        # Someone whose other key matches too is listed under the smaller of the two
+        # (ties: under the full name), so that each person comes once.
+        smaller = other < own if kind == "name_key" else other <= own
+        query = query.where(~and_(other_matches, smaller))
+    else:
+        order = Beneficiary.name_key
         if kind == "id":
             # A proxy's ID finds the people they collect for too. A union, not an OR:
             # PostgreSQL cannot tell how few rows "id IN (subquery) OR ..." matches and
@@ -193,80 +253,37 @@ def search(
                 ),
             )
             query = query.where(Beneficiary.id.in_(by_id))
-        elif kind == "phone":
-            query = query.where(Beneficiary.phone == value)
         else:
-            query = query.where(Beneficiary.code == value)
-        if position is not None:
-            query = query.where(tuple_(Beneficiary.name_key, Beneficiary.code) > position)
-        query = _narrowed(query, scope, commune)
-        query = query.order_by(Beneficiary.name_key, Beneficiary.code).limit(limit + 1)
-        found = [(p.name_key, p) for p in session.scalars(query)]
-    cursor = None
-    if len(found) > limit:
-        found = found[:limit]
-        key, last = found[-1]
-        cursor = f"{key}|{last.code}"
-    people = [p for _, p in found]
-    due = _due(session, [p.id for p in people])
-    return [SearchHit(p, *due.get(p.id, (0, 0))) for p in people], cursor
-
-
-def _narrowed(query: Select[Any], scope: list[int] | None, commune: str | None) -> Select[Any]:
-    """Limit a search to the user's scope and to a commune, and load what a hit shows."""
+            query = query.where(
+                (Beneficiary.phone if kind == "phone" else Beneficiary.code) == value
+            )
+        if after:
+            query = query.where(
+                tuple_(Beneficiary.name_key, Beneficiary.code)
+                > tuple_(bindparam("after_key"), bindparam("after_code"))
+            )
     if commune:
-        query = query.where(Beneficiary.commune.has(name_key=fold(commune)))
-    # A hit shows its commune, never its proxies: load those only if asked for.
-    return _scoped(query, scope).options(lazyload(Beneficiary.proxies))
+        query = query.where(Beneficiary.commune.has(Area.name_key == bindparam("commune")))
+    if scoped:
+        query = query.where(Beneficiary.commune_id.in_(bindparam("scope", expanding=True)))
+    return query.order_by(order, Beneficiary.code).limit(bindparam("count"))
 
 
-def _name_matches(
-    session: Session,
-    key: str,
-    scope: list[int] | None,
-    commune: str | None,
-    after: tuple[str, str] | None,
-    count: int,
-) -> list[tuple[str, Beneficiary]]:
-    """Return the first `count` people whose name key or given-name key starts with key.
-
-    Each key's index is read in its own order (key, code) from the cursor on, and
-    stops after `count` people of the scope: no match beyond is ever read or sorted.
-    """
-    end = _prefix_end(key)
-    dialect = session.get_bind().dialect.name
-    found: list[tuple[str, Beneficiary]] = []
-    for own, other in (
-        (Beneficiary.name_key, Beneficiary.given_key),
-        (Beneficiary.given_key, Beneficiary.name_key),
-    ):
-        query = select(Beneficiary)
-        if end is not None:
-            query = query.where(own < end)
-        # One lower bound only, so that the index is entered right at the cursor.
-        if after is not None and after[0] >= key:
-            query = query.where(tuple_(own, Beneficiary.code) > after)
-        else:
-            query = query.where(own >= key)
-        # Someone whose other key matches too is listed under the smaller of the two
-        # (ties: under the full name), so that each person comes once.
-        smaller = other < own if own is Beneficiary.name_key else other <= own
-        query = query.where(~and_(_prefix_match(other, key, dialect), smaller))
-        query = _narrowed(query, scope, commune).order_by(own, Beneficiary.code).limit(count)
-        found.extend((getattr(p, own.key), p) for p in session.scalars(query))
-    found.sort(key=lambda hit: (hit[0], hit[1].code))
-    return found[:count]
+_DUE = (
+    select(Entitlement.beneficiary_id, func.count(), func.sum(Entitlement.amount_vnd))
+    .where(
+        Entitlement.beneficiary_id.in_(bindparam("ids", expanding=True)),
+        Entitlement.status == EntitlementStatus.DUE,
+    )
+    .group_by(Entitlement.beneficiary_id)
+)
 
 
 def _due(session: Session, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
     """Return (count, amount) of due entitlements per beneficiary."""
     if not ids:
         return {}
-    rows = session.execute(
-        select(Entitlement.beneficiary_id, func.count(), func.sum(Entitlement.amount_vnd))
-        .where(Entitlement.beneficiary_id.in_(ids), Entitlement.status == EntitlementStatus.DUE)
-        .group_by(Entitlement.beneficiary_id)
-    )
+    rows = session.execute(_DUE, {"ids": list(ids)})
     return {b: (int(c), int(s or 0)) for b, c, s in rows}
 
 
