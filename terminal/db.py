@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, literal, select, table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -155,6 +155,69 @@ def begin_write(session: Session) -> None:
     if session.in_transaction():
         session.rollback()
     session.connection(execution_options={WRITE_OPTION: True})
+
+
+def refresh_statistics(target: Session | Engine, *, if_missing: bool = False) -> bool:
+    """Gather the query planner's statistics; return whether ANALYZE ran.
+
+    Without them SQLite answers a scoped search through the commune index, reading
+    every person of a point, and a 1 ms search takes hundreds (PERFORMANCE.md). Run
+    after bulk changes (imports, generated data) and at start-up, where ``if_missing``
+    analyses only a database whose non-empty tables have indexes never analysed, then
+    lets SQLite's ``PRAGMA optimize`` decide. A session's pending work must be
+    committed first: this runs in a transaction of its own. PostgreSQL analyses on its
+    own too (autovacuum), but only some time after an import.
+    """
+    if isinstance(target, Session):
+        if target.in_transaction():
+            target.rollback()
+        with write_transaction(target):
+            return _analyze(target.connection(), if_missing=if_missing)
+    with target.connect() as conn, conn.execution_options(**{WRITE_OPTION: True}).begin():
+        return _analyze(conn, if_missing=if_missing)
+
+
+def _analyze(conn: Connection, *, if_missing: bool) -> bool:
+    """Run ANALYZE on this connection's database, in its open write transaction."""
+    if conn.dialect.name != "sqlite":
+        if if_missing:
+            return False  # autovacuum keeps a running PostgreSQL analysed
+        from terminal.models import Base
+
+        # Only our tables: a bare ANALYZE would visit every schema of the database.
+        names = ", ".join(conn.dialect.identifier_preparer.quote(t) for t in Base.metadata.tables)
+        conn.exec_driver_sql(f"ANALYZE {names}")
+        return True
+    if if_missing and not _sqlite_unanalysed(conn):
+        # A no-op on a fresh connection before SQLite 3.46; there 0x10000 makes it look
+        # at every table and re-analyse those that grew or shrank a lot.
+        conn.exec_driver_sql("PRAGMA optimize=0x10002")
+        return False
+    conn.exec_driver_sql("ANALYZE")
+    # Other open connections keep the statistics they loaded with the schema until
+    # the schema changes: change it, so that every worker plans with the new ones.
+    conn.exec_driver_sql("CREATE TABLE terminal_statistics_reload (x INTEGER)")
+    conn.exec_driver_sql("DROP TABLE terminal_statistics_reload")
+    return True
+
+
+def _sqlite_unanalysed(conn: Connection) -> bool:
+    """Tell whether a non-empty table has an index that ANALYZE has never seen."""
+    has_stats = conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+    ).first()
+    indexes = conn.exec_driver_sql(
+        "SELECT tbl_name, name FROM sqlite_master "
+        "WHERE type = 'index' AND tbl_name NOT LIKE 'sqlite%'"
+    ).all()
+    seen = (
+        set(conn.exec_driver_sql("SELECT idx FROM sqlite_stat1").scalars()) if has_stats else set()
+    )
+    tables = {table_name for table_name, index in indexes if index not in seen}
+    return any(
+        conn.execute(select(literal(1)).select_from(table(name)).limit(1)).first() is not None
+        for name in sorted(tables)
+    )
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
-from terminal.db import WRITE_OPTION
+from terminal.db import WRITE_OPTION, refresh_statistics
 from terminal.models import AuditHead
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,7 +25,11 @@ def alembic_config() -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the database to the latest schema; running it twice changes nothing."""
+    """Bring the database to the latest schema; running it twice changes nothing.
+
+    This is the start-up step (init-db, serve), so it also gives the query planner
+    statistics if a filled database has none (say, after a migration added an index).
+    """
     cfg = alembic_config()
     # Two processes migrating at once queue on a lock instead of colliding:
     # BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL.
@@ -35,6 +39,7 @@ def upgrade(engine: Engine) -> None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         _ensure_audit_head(conn)
+    refresh_statistics(engine, if_missing=True)
 
 
 def _ensure_audit_head(conn: Connection) -> None:

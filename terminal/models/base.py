@@ -63,6 +63,17 @@ created_at = Annotated[datetime, mapped_column(UTCDateTime(), default=utcnow, nu
 # Money is an integer number of đồng, never a float.
 vnd = Annotated[int, mapped_column(BigInteger(), nullable=False)]
 str_short = Annotated[str, mapped_column(String(64))]
+
+
+def search_key(length: int) -> String:
+    """Text compared byte by byte on both databases: SQLite's BINARY, PostgreSQL's "C".
+
+    A prefix is then a plain range of an index (keys from "nguyen" up to "nguyeo"),
+    and the database orders keys as Python does, so searches can merge index reads.
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")  # type: ignore[return-value]
+
+
 str_name = Annotated[str, mapped_column(String(200))]
 
 

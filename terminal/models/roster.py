@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from terminal.models.base import Base, created_at, enum_column, intpk, vnd
+from terminal.models.base import Base, created_at, enum_column, intpk, search_key, vnd
 from terminal.models.enums import (
     BeneficiaryStatus,
     Category,
@@ -28,28 +28,24 @@ class Beneficiary(Base):
 
     __tablename__ = "beneficiaries"
     __table_args__ = (
-        # Prefix searches (LIKE 'nguyen thi%') must be answered from these indexes;
-        # text_pattern_ops makes PostgreSQL use them whatever the database collation.
-        Index(
-            "ix_beneficiaries_name_key", "name_key", postgresql_ops={"name_key": "text_pattern_ops"}
-        ),
-        Index(
-            "ix_beneficiaries_given_key",
-            "given_key",
-            postgresql_ops={"given_key": "text_pattern_ops"},
-        ),
+        # A name search reads these in order: a prefix is a range of the key, the
+        # result is ordered by (key, code), and the commune is checked from the index
+        # before any row is read, so a point's first page costs a few index entries
+        # whatever the size of the roster (PERFORMANCE.md).
+        Index("ix_beneficiaries_name_key", "name_key", "code", "commune_id"),
+        Index("ix_beneficiaries_given_key", "given_key", "code", "commune_id"),
         Index("ix_beneficiaries_commune_status", "commune_id", "status"),
         CheckConstraint("birth_year BETWEEN 1880 AND 2200", name="birth_year_range"),
         CheckConstraint("monthly_vnd > 0", name="monthly_positive"),
     )
 
     id: Mapped[intpk]
-    code: Mapped[str] = mapped_column(String(32), unique=True)
+    code: Mapped[str] = mapped_column(search_key(32), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
     # Folded name ("nguyen thi hoa") and the same starting at the given name
     # ("hoa nguyen thi"), so both "Nguyễn Thị Hoa" and "hoa" find her by prefix.
-    name_key: Mapped[str] = mapped_column(String(200))
-    given_key: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(search_key(200))
+    given_key: Mapped[str] = mapped_column(search_key(200))
     date_of_birth: Mapped[date | None]  # None when only the year is known
     birth_year: Mapped[int]
     gender: Mapped[Gender] = enum_column(Gender, nullable=False)

@@ -9,8 +9,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from terminal.db import new_session, write_transaction
 from terminal.models import (
@@ -426,11 +426,20 @@ def issue_token(
     return IssuedToken(token=token, expires_at=expires, user=user)
 
 
+# Run on every API call, so built once. It loads the user but not their point and its
+# communes, which the few calls that need them load then (most need only the point's id).
+_TOKEN_LOOKUP = (
+    select(ApiToken)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+    .options(joinedload(ApiToken.user).lazyload(User.payout_point))
+)
+
+
 def user_for_token(session: Session, token: str) -> tuple[User, ApiToken] | None:
     """Return the user and token row of a live bearer token, or None."""
     if not token or len(token) > 200:
         return None
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
+    row = session.scalar(_TOKEN_LOOKUP, {"token_hash": digest(token)})
     if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
         return None
     if not row.user.active:

@@ -8,6 +8,7 @@ paying is ``services.payouts``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -15,11 +16,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, bindparam, func, select, tuple_, union
+from sqlalchemy.orm import Session, lazyload
 
 from terminal.clock import today_local
 from terminal.models import (
+    Area,
     Beneficiary,
     Entitlement,
     EntitlementStatus,
@@ -121,18 +123,30 @@ def classify_query(q: str) -> tuple[str, str]:
     return ("name", key) if key else ("empty", "")
 
 
-def _prefix_match(column: Any, value: str, dialect: str) -> Any:
-    """Return "column starts with value" in a form the database answers from an index.
+def _prefix_end(value: str) -> str | None:
+    """Return the first string after every string starting with value, if there is one.
 
-    SQLite uses an index for a prefix pattern only when the match is case-sensitive,
-    as GLOB is (the keys are folded to lower case already); PostgreSQL uses the
-    text_pattern_ops index for LIKE 'prefix%'.
+    Search keys compare byte by byte on both databases (``models.base.search_key``),
+    so the keys starting with "nguyen" are those from "nguyen" up to "nguyeo": a
+    range any index reads in order. (SQLite's GLOB would also use the index, but
+    re-plans the statement for every pattern.)
     """
-    if dialect == "sqlite":
-        escaped = re.sub(r"([*?\[\]])", r"[\1]", value)
-        return column.op("GLOB")(escaped + "*")
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.like(escaped + "%", escape="\\")
+    while value:
+        following = ord(value[-1]) + 1
+        if following == 0xD800:  # surrogates are not text: skip them
+            following = 0xE000
+        if following <= 0x10FFFF:
+            return value[:-1] + chr(following)
+        value = value[:-1]
+    return None
+
+
+def _read_cursor(after: str | None) -> tuple[str, str] | None:
+    """Return the (key, code) a cursor points after, or None for the first page."""
+    if not after:
+        return None
+    key, _, code = after.rpartition("|")  # a code never holds "|"
+    return key, code
 
 
 def search(
@@ -146,66 +160,130 @@ def search(
 ) -> tuple[list[SearchHit], str | None]:
     """Find beneficiaries by code, ID number, phone or name (accents optional).
 
-    Answered from indexes: exact matches on code, ID and phone, and a prefix match
-    on the folded full name or the folded name starting from the given name. The
-    result is ordered by (name key, code) and pages with a cursor after that pair.
+    Answered from indexes. Code, ID and phone are exact matches, ordered by (name
+    key, code). A name is a prefix of the folded full name ("nguyen thi h") or of
+    the folded name starting from the given name ("hoa"): each of the two name
+    indexes is read in order for one page at most and the two are merged, so a
+    common prefix costs no more than a rare one. Names are ordered by the key that
+    matched, then the code; someone matched by both keys is listed once, under the
+    smaller. Pages follow the cursor "key|code" of the last one shown.
     """
     limit = max(1, min(int(limit), SEARCH_MAX))
     kind, value = classify_query(q)
-    scope = commune_ids(session, user)
-    query = select(Beneficiary)
     if kind == "empty":
         return [], None
-    if kind == "id":
-        # A proxy's ID finds the people they collect for too.
-        by_proxy = select(Proxy.beneficiary_id).where(
-            Proxy.id_number == value, Proxy.revoked_at.is_(None)
-        )
-        query = query.where(or_(Beneficiary.id_number == value, Beneficiary.id.in_(by_proxy)))
-    elif kind == "phone":
-        query = query.where(Beneficiary.phone == value)
-    elif kind == "code":
-        query = query.where(Beneficiary.code == value)
-    else:
-        dialect = session.get_bind().dialect.name
-        query = query.where(
-            or_(
-                _prefix_match(Beneficiary.name_key, value, dialect),
-                _prefix_match(Beneficiary.given_key, value, dialect),
-            )
-        )
+    scope = commune_ids(session, user)
+    position = _read_cursor(after)
+    params: dict[str, Any] = {"value": value, "count": limit + 1}
+    if scope is not None:
+        params["scope"] = scope or [-1]
     if commune:
-        query = query.where(Beneficiary.commune.has(name_key=fold(commune)))
-    query = _scoped(query, scope)
-    if after:
-        key, _, code = after.partition("|")
-        query = query.where(
-            or_(
-                Beneficiary.name_key > key,
-                and_(Beneficiary.name_key == key, Beneficiary.code > code),
-            )
+        params["commune"] = fold(commune)
+    if position is not None:
+        params["after_key"], params["after_code"] = position
+    shape = {"scoped": scope is not None, "commune": bool(commune)}
+    if kind == "name":
+        params["end"] = _prefix_end(value)
+        # One lower bound only, so that the index is entered right at the cursor; a
+        # cursor before the prefix leaves every match after it.
+        shape.update(
+            after=position is not None and position[0] >= value, bounded=bool(params["end"])
         )
-    people = list(
-        session.scalars(query.order_by(Beneficiary.name_key, Beneficiary.code).limit(limit + 1))
-    )
+        found = [
+            (getattr(person, stream), person)
+            for stream in ("name_key", "given_key")
+            for person in session.scalars(_statement(stream, **shape), params)
+        ]
+        found.sort(key=lambda hit: (hit[0], hit[1].code))
+    else:
+        statement = _statement(kind, after=position is not None, bounded=False, **shape)
+        found = [(person.name_key, person) for person in session.scalars(statement, params)]
     cursor = None
-    if len(people) > limit:
-        people = people[:limit]
-        last = people[-1]
-        cursor = f"{last.name_key}|{last.code}"
+    if len(found) > limit:
+        found = found[:limit]
+        key, last = found[-1]
+        cursor = f"{key}|{last.code}"
+    people = [p for _, p in found]
     due = _due(session, [p.id for p in people])
     return [SearchHit(p, *due.get(p.id, (0, 0))) for p in people], cursor
+
+
+@functools.cache
+def _statement(kind: str, *, scoped: bool, commune: bool, after: bool, bounded: bool) -> Any:
+    """Return the statement of one shape of search, its values left as parameters.
+
+    Built once per shape: building a statement costs more than running it. kind is
+    "id", "phone" or "code", ordered by (name key, code); or "name_key" or
+    "given_key", one index read in its order (key, code) from the cursor on, which
+    stops after `count` people of the scope, so no match beyond is read or sorted.
+    Parameters: value, end, after_key, after_code, scope, commune, count.
+    """
+    value = bindparam("value")
+    # A hit shows its commune, never its proxies: those load only if asked for.
+    query = select(Beneficiary).options(lazyload(Beneficiary.proxies))
+    if kind in ("name_key", "given_key"):
+        own, other = (
+            (Beneficiary.name_key, Beneficiary.given_key)
+            if kind == "name_key"
+            else (Beneficiary.given_key, Beneficiary.name_key)
+        )
+        order = own
+        start = tuple_(own, Beneficiary.code) > tuple_(
+            bindparam("after_key"), bindparam("after_code")
+        )
+        query = query.where(start if after else own >= value)
+        other_matches = other >= value
+        if bounded:
+            query = query.where(own < bindparam("end"))
+            other_matches = and_(other_matches, other < bindparam("end"))
+        # Someone whose other key matches too is listed under the smaller of the two
+        # (ties: under the full name), so that each person comes once.
+        smaller = other < own if kind == "name_key" else other <= own
+        query = query.where(~and_(other_matches, smaller))
+    else:
+        order = Beneficiary.name_key
+        if kind == "id":
+            # A proxy's ID finds the people they collect for too. A union, not an OR:
+            # PostgreSQL cannot tell how few rows "id IN (subquery) OR ..." matches and
+            # would walk the name index in result order instead.
+            by_id = union(
+                select(Beneficiary.id).where(Beneficiary.id_number == value),
+                select(Proxy.beneficiary_id).where(
+                    Proxy.id_number == value, Proxy.revoked_at.is_(None)
+                ),
+            )
+            query = query.where(Beneficiary.id.in_(by_id))
+        else:
+            query = query.where(
+                (Beneficiary.phone if kind == "phone" else Beneficiary.code) == value
+            )
+        if after:
+            query = query.where(
+                tuple_(Beneficiary.name_key, Beneficiary.code)
+                > tuple_(bindparam("after_key"), bindparam("after_code"))
+            )
+    if commune:
+        query = query.where(Beneficiary.commune.has(Area.name_key == bindparam("commune")))
+    if scoped:
+        query = query.where(Beneficiary.commune_id.in_(bindparam("scope", expanding=True)))
+    return query.order_by(order, Beneficiary.code).limit(bindparam("count"))
+
+
+_DUE = (
+    select(Entitlement.beneficiary_id, func.count(), func.sum(Entitlement.amount_vnd))
+    .where(
+        Entitlement.beneficiary_id.in_(bindparam("ids", expanding=True)),
+        Entitlement.status == EntitlementStatus.DUE,
+    )
+    .group_by(Entitlement.beneficiary_id)
+)
 
 
 def _due(session: Session, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
     """Return (count, amount) of due entitlements per beneficiary."""
     if not ids:
         return {}
-    rows = session.execute(
-        select(Entitlement.beneficiary_id, func.count(), func.sum(Entitlement.amount_vnd))
-        .where(Entitlement.beneficiary_id.in_(ids), Entitlement.status == EntitlementStatus.DUE)
-        .group_by(Entitlement.beneficiary_id)
-    )
+    rows = session.execute(_DUE, {"ids": list(ids)})
     return {b: (int(c), int(s or 0)) for b, c, s in rows}
 
 

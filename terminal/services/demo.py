@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from terminal.db import refresh_statistics
 from terminal.models import PointKind, ReceiptFormat, Role, User
 from terminal.services import auth as auth_service
 from terminal.services import places
@@ -121,6 +122,7 @@ def seed(session: Session, *, scale: float = 1.0) -> list[DemoLogin]:
     logins = seed_points_and_users(session)
     demo_roster(session, period=period_code(today_local()), scale=scale)
     ensure_demo_floats(session)
+    refresh_statistics(session)
     return logins
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, lazyload
 
 from terminal.clock import VIETNAM
-from terminal.db import begin_write
+from terminal.db import begin_write, refresh_statistics
 from terminal.models import (
     Area,
     AreaLevel,
@@ -59,6 +61,8 @@ from terminal.services.roster_file import (
     stream_rows,
 )
 from terminal.text import fold, name_keys
+
+log = logging.getLogger("terminal")
 
 PERIOD_RE = re.compile(r"^([0-9]{4})-([0-9]{2})$")
 BATCH = 1000
@@ -272,7 +276,18 @@ def import_roster(
         raise
     finally:
         source.close()
+    if not dry_run:
+        _refresh_statistics(session)
     return report
+
+
+def _refresh_statistics(session: Session) -> None:
+    """Let the planner see the new roster; the import stands even if this fails."""
+    try:
+        refresh_statistics(session)
+    except SQLAlchemyError as exc:
+        session.rollback()
+        log.warning("statistics not refreshed after the import: %s", type(exc).__name__)
 
 
 def _batches(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 
 from sqlalchemy.orm import Session
 
-from terminal.db import write_transaction
+from terminal.db import refresh_statistics, write_transaction
 from terminal.models import AuditAction
 from terminal.services import places as place_service
 from terminal.services.audit import record_event
@@ -143,6 +143,7 @@ def generate(
             data_errors=writer.data_errors,
         )
         _record(session, report, actor="generate", object_id="synthetic", seed=seed)
+    refresh_statistics(session)
     return _timed(report, started)
 
 
