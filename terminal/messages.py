@@ -82,7 +82,7 @@ MESSAGES = {
     "entitlement_not_found": _l("A chosen period does not belong to this beneficiary."),
     "entitlement_not_due": _l("A chosen period was cancelled and cannot be paid."),
     "entitlements_required": _l("Choose at least one period to pay."),
-    "entitlements_invalid": _l("Too many periods at once."),
+    "entitlements_invalid": _l("Choose periods from the list, at most 60 at once."),
     "already_paid": _l("Already paid (receipt %(receipt_no)s). Nothing was paid again."),
     "insufficient_cash": _l(
         "Not enough cash left in today's float (%(remaining)s đồng left). The supervisor "

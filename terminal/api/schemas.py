@@ -265,7 +265,7 @@ def _iso_date_or_empty(value: object) -> object:
 
 
 # A field named "date" would shadow the type inside the class body.
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date), AfterValidator(check_day)]
 
 
 class CashFloatQuery(BaseModel):

@@ -74,6 +74,7 @@ from terminal.services.failures import REFUSAL_REASONS, log_failure
 log = logging.getLogger("terminal")
 
 MAX_LINES = 60
+MAX_ID = 2**62  # ids beyond fit no database integer: refused, never sent to a query
 PROVIDER_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,63}$")
 
 
@@ -179,6 +180,8 @@ def _checked(order: PayoutOrder) -> tuple[tuple[int, ...], str | None, str | Non
         raise InvalidInput("choose at least one entitlement", code="entitlements_required")
     if len(ids) > MAX_LINES:
         raise InvalidInput(f"at most {MAX_LINES} entitlements at once", code="entitlements_invalid")
+    if any(isinstance(i, bool) or not isinstance(i, int) or not 1 <= i <= MAX_ID for i in ids):
+        raise InvalidInput("entitlement ids are positive integers", code="entitlements_invalid")
     if order.channel not in ("cash", "account"):
         raise InvalidInput("channel must be cash or account", code="channel_invalid")
     provider_ref = (order.provider_ref or "").strip() or None

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from pydantic import ValidationError
 from werkzeug.routing import IntegerConverter
 
 from terminal.api import SPECS
@@ -208,6 +209,15 @@ def _query_specs() -> list[tuple[Any, str]]:
     return [(spec, field) for spec in SPECS if spec.query for field in _date_fields(spec.query)]
 
 
+def _date_error(model: Any, field: str, day: str) -> str:
+    """Return what a model says of a date field alone (other fields' errors aside)."""
+    try:
+        model.model_validate({field: day})
+    except ValidationError as exc:
+        return " ".join(e["msg"] for e in exc.errors() if e["loc"] and e["loc"][0] == field)
+    return ""
+
+
 def test_api_models_bound_every_date():
     """Every date an API model takes, in a query or a body, refuses the calendar's ends."""
     models = {m for spec in SPECS for m in (spec.query, spec.body) if m is not None}
@@ -215,10 +225,9 @@ def test_api_models_bound_every_date():
     for model in models:
         for field in _date_fields(model):
             for day in EXTREME_DAYS:
-                with pytest.raises(ValueError, match="2000-01-01"):
-                    model.model_validate({field: day})
-            model.model_validate({field: FIRST_DAY.isoformat()})
-            model.model_validate({field: LAST_DAY.isoformat()})
+                assert "2000-01-01" in _date_error(model, field, day), (model, field, day)
+            assert _date_error(model, field, FIRST_DAY.isoformat()) == ""
+            assert _date_error(model, field, LAST_DAY.isoformat()) == ""
             checked += 1
     assert checked >= 2  # the payout log's from and to, at least
 
