@@ -7,13 +7,13 @@ import io
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from terminal.clock import VIETNAM, check_day, to_local
+from terminal.clock import check_day, day_bounds, to_local
 from terminal.models import (
     Area,
     Beneficiary,
@@ -21,10 +21,10 @@ from terminal.models import (
     Payout,
     PayoutPoint,
     PayoutStatus,
-    Role,
     User,
 )
 from terminal.models.base import MAX_ID
+from terminal.policy import Permission, point_of, require
 from terminal.services.errors import InvalidInput
 from terminal.text import fold
 
@@ -73,18 +73,13 @@ class PayoutFilter:
 def _query(user: User, filters: PayoutFilter) -> Select[Any]:
     """Build the log query within what the user may see."""
     query = select(Payout)
-    if user.role not in (Role.AUDITOR, Role.ADMIN):
-        query = query.where(Payout.point_id == (user.payout_point_id or -1))
+    point = point_of(user)
+    if point is not None:
+        query = query.where(Payout.point_id == point)
     if filters.date_from:
-        start = datetime(
-            filters.date_from.year, filters.date_from.month, filters.date_from.day, tzinfo=VIETNAM
-        )
-        query = query.where(Payout.paid_at >= start)
+        query = query.where(Payout.paid_at >= day_bounds(filters.date_from)[0])
     if filters.date_to:
-        end = datetime(
-            filters.date_to.year, filters.date_to.month, filters.date_to.day, tzinfo=VIETNAM
-        )
-        query = query.where(Payout.paid_at < end + timedelta(days=1))
+        query = query.where(Payout.paid_at < day_bounds(filters.date_to)[1])
     if filters.point_code:
         query = query.where(
             Payout.point_id.in_(
@@ -151,9 +146,12 @@ def safe_cell(value: Any) -> str:
 
 
 def csv_lines(
-    open_session: Callable[[], Session], user_id: int, filters: PayoutFilter
+    open_session: Callable[[], Session], user: User, filters: PayoutFilter
 ) -> Iterator[str]:
     """Return the whole filtered log as CSV text, a batch of rows at a time.
+
+    Exports of personal data are for auditors only (DESIGN rule 8): the policy's
+    export permission is checked here, before anything is read.
 
     The rows are read with a session of the iterator's own: a streamed response
     outlives the request, whose session is closed before the first row is sent.
@@ -161,7 +159,8 @@ def csv_lines(
     error status: once the header is sent, a broken stream would read as a short
     log (a script sees "no payouts").
     """
-    rows = _csv_lines(open_session, user_id, filters)
+    require(user, Permission.EXPORT)
+    rows = _csv_lines(open_session, user.id, filters)
     first = next(rows, None)
     return _resumed(first, rows)
 

@@ -176,3 +176,30 @@ def test_every_page_post_refuses_a_missing_or_foreign_csrf_token(app, world, rol
             assert response.status_code in (400, 403), (endpoint, data, response.status_code)
     # Still signed in: the refusals changed nothing.
     assert client.get("/").status_code == 200
+
+
+# Variants of a route whose answer depends on more than the route's mark: the table
+# says who may reach them, and the policy must say the same.
+VARIANTS = {
+    ("GET /api/v1/payouts", "Accept: text/csv"): ("export", {"auditor"}),
+}
+
+
+def test_variants_follow_the_policy():
+    for (_route, _variant), (permission, roles) in VARIANTS.items():
+        assert {role.value for role in POLICY[permission]} == roles
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_csv_export_is_for_the_export_permission(app, world, role):
+    client = app.test_client()
+    token = api_token(client, world.users[role].username)
+    response = client.get("/api/v1/payouts", headers={**bearer(token), "Accept": "text/csv"})
+    reaches_log = role in EXPECTED["api.list_payouts"]
+    allowed = VARIANTS[("GET /api/v1/payouts", "Accept: text/csv")][1]
+    if role in allowed:
+        assert response.status_code == 200
+        assert response.mimetype == "text/csv"
+    else:
+        assert response.status_code == 403
+        assert response.get_json()["error"] == ("export_forbidden" if reaches_log else "forbidden")
