@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import secrets
 import shutil
 import socket
@@ -155,14 +156,18 @@ def sample_queries(url: str, point: str, count: int) -> dict[str, list[str]]:
 # ---- the clients -----------------------------------------------------------------------
 
 
+# A request: method, path, headers, body.
+Request = tuple[str, str, dict[str, str], str | None]
+NOTHING_FOUND = (b'"items":[]', b'data-testid="no-results"')
+
+
 def client(
-    base: str,
-    requests: list[tuple[str, dict[str, str]]],
-    offset: int,
-    warmup: float,
-    seconds: float,
+    base: str, requests: list[Request], offset: int, warmup: float, seconds: float
 ) -> tuple[list[float], int]:
-    """Send requests in turn for a while; return the latencies after warm-up and the errors."""
+    """Send requests in turn for a while; return the latencies after warm-up and the errors.
+
+    An error is anything but a 200 that found someone.
+    """
     latencies: list[float] = []
     errors = 0
     started = time.perf_counter()
@@ -173,14 +178,14 @@ def client(
         now = time.perf_counter()
         if now >= stop:
             break
-        path, headers = requests[n % len(requests)]
+        method, path, headers, body = requests[n % len(requests)]
         n += 1
         conn = http.client.HTTPConnection(base, timeout=30)
         try:
-            conn.request("GET", path, headers=headers)
+            conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
-            body = response.read()
-            ok = response.status == 200 and b'"items":[]' not in body.replace(b" ", b"")
+            text = response.read().replace(b" ", b"")
+            ok = response.status == 200 and not any(mark in text for mark in NOTHING_FOUND)
         except OSError:
             ok = False
         finally:
@@ -192,9 +197,42 @@ def client(
     return latencies, errors
 
 
+def sign_in(base: str, username: str, password: str) -> tuple[dict[str, str], str]:
+    """Sign in through the login form; return a signed-in form post's headers and CSRF token."""
+
+    def fetch(method: str, path: str, cookie: str, body: str | None = None) -> tuple[str, str]:
+        headers = {"Cookie": cookie}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn = http.client.HTTPConnection(base, timeout=30)
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        html = response.read().decode()
+        cookie = _cookie(response.getheader("Set-Cookie")) or cookie
+        conn.close()
+        return html, cookie
+
+    def csrf(html: str) -> str:
+        found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+        if not found:
+            raise SystemExit("no CSRF token on the page: did the sign-in fail?")
+        return found.group(1)
+
+    html, cookie = fetch("GET", "/login", "")
+    form = {"csrf_token": csrf(html), "username": username, "password": password}
+    _, cookie = fetch("POST", "/login", cookie, urllib.parse.urlencode(form))
+    html, cookie = fetch("GET", "/counter/", cookie)
+    return {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}, csrf(html)
+
+
+def _cookie(header: str | None) -> str:
+    """Return the name=value part of a Set-Cookie header."""
+    return header.split(";", 1)[0] if header else ""
+
+
 def measure(
     base: str,
-    requests: list[tuple[str, dict[str, str]]],
+    requests: list[Request],
     clients: int,
     warmup: float,
     seconds: float,
@@ -319,20 +357,22 @@ def measure_all(args: argparse.Namespace, work: Path) -> None:
     ]
     results: list[tuple[str, dict[str, float], str]] = []
 
-    def timed(name: str, base: str, paths: list[str], headers: dict[str, str], floor: str) -> None:
+    def timed(name: str, base: str, requests: list[Request], floor: str) -> None:
         print(f"  {name}...", file=sys.stderr, flush=True)
-        requests = [(p, headers) for p in paths]
         results.append(
             (name, measure(base, requests, args.clients, args.warmup, args.seconds), floor)
         )
+
+    def gets(paths: list[str], headers: dict[str, str] | None = None) -> list[Request]:
+        return [("GET", path, headers or {}, None) for path in paths]
 
     def q(value: str) -> str:
         return urllib.parse.quote(value)
 
     with serving(baseline_cmd, {**env, "BENCH_DATABASE_URL": url}, base_port, "/id?q=0") as base:
-        timed("baseline: by ID (Core)", base, [f"/id?q={v}" for v in queries["id"]], {}, "")
+        timed("baseline: by ID (Core)", base, gets([f"/id?q={v}" for v in queries["id"]]), "")
         names = [f"/name?q={q(fold_name(v))}" for v in queries["name"]]
-        timed("baseline: by full name (Core)", base, names, {}, "")
+        timed("baseline: by full name (Core)", base, gets(names), "")
 
     with serving(terminal_cmd, env, port, "/login") as base:
         conn = http.client.HTTPConnection(base, timeout=30)
@@ -351,13 +391,24 @@ def measure_all(args: argparse.Namespace, work: Path) -> None:
         cursor = json.loads(conn.getresponse().read())["next_cursor"]
         conn.close()
         id_floor, name_floor = "baseline: by ID (Core)", "baseline: by full name (Core)"
-        timed("API: by ID", base, [api + v for v in queries["id"]], auth, id_floor)
+        timed("API: by ID", base, gets([api + v for v in queries["id"]], auth), id_floor)
         names = [api + q(v) for v in queries["name"]]
-        timed("API: by full name", base, names, auth, name_floor)
-        timed("API: 'nguyen'", base, [api + "nguyen"], auth, name_floor)
+        timed("API: by full name", base, gets(names, auth), name_floor)
+        timed("API: 'nguyen'", base, gets([api + "nguyen"], auth), name_floor)
         page_two = f"{api}nguyen&cursor={q(cursor)}"
-        timed("API: 'nguyen', second page", base, [page_two], auth, name_floor)
-        timed("API: 'hoa' (a given name)", base, [api + "hoa"], auth, name_floor)
+        timed("API: 'nguyen', second page", base, gets([page_two], auth), name_floor)
+        timed("API: 'hoa' (a given name)", base, gets([api + "hoa"], auth), name_floor)
+        # The counter's page: one match by ID opens the beneficiary's page at once.
+        cookie, token = sign_in(base, username, password)
+
+        def posts(values: list[str]) -> list[Request]:
+            return [
+                ("POST", "/counter/", cookie, urllib.parse.urlencode({"csrf_token": token, "q": v}))
+                for v in values
+            ]
+
+        timed("page: by ID (opens the person)", base, posts(queries["id"]), id_floor)
+        timed("page: 'nguyen'", base, posts(["nguyen"]), name_floor)
 
     by_name = {name: r for name, r, _ in results}
     table = [("case", "requests", "req/s", "p50 ms", "p95 ms", "errors", "p95 vs baseline")]

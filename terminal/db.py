@@ -161,12 +161,12 @@ def refresh_statistics(target: Session | Engine, *, if_missing: bool = False) ->
     """Gather the query planner's statistics; return whether ANALYZE ran.
 
     Without them SQLite answers a scoped search through the commune index, reading
-    every person of a point, and a 1 ms search takes hundreds (PERFORMANCE.md). Run
-    after bulk changes (imports, generated data) and at start-up, where ``if_missing``
-    analyses only a database whose non-empty tables have indexes never analysed, then
-    lets SQLite's ``PRAGMA optimize`` decide. A session's pending work must be
-    committed first: this runs in a transaction of its own. PostgreSQL analyses on its
-    own too (autovacuum), but only some time after an import.
+    every person of a point: a search of a millisecond takes hundreds (PERFORMANCE.md).
+    Run after bulk changes (imports, generated data) and at start-up, where
+    ``if_missing`` analyses only a database whose non-empty tables have indexes never
+    analysed, then lets SQLite's ``PRAGMA optimize`` decide. A session's pending work
+    must be committed first: this runs in a transaction of its own. PostgreSQL
+    analyses on its own too (autovacuum), but only some time after an import.
     """
     if isinstance(target, Session):
         if target.in_transaction():

@@ -71,7 +71,7 @@ def search_key(length: int) -> String:
     A prefix is then a plain range of an index (keys from "nguyen" up to "nguyeo"),
     and the database orders keys as Python does, so searches can merge index reads.
     """
-    return String(length).with_variant(String(length, collation="C"), "postgresql")  # type: ignore[return-value]
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 str_name = Annotated[str, mapped_column(String(200))]

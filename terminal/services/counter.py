@@ -209,7 +209,9 @@ def search(
 
 
 @functools.cache
-def _statement(kind: str, *, scoped: bool, commune: bool, after: bool, bounded: bool) -> Any:
+def _statement(
+    kind: str, *, scoped: bool, commune: bool, after: bool, bounded: bool
+) -> Select[tuple[Beneficiary]]:
     """Return the statement of one shape of search, its values left as parameters.
 
     Built once per shape: building a statement costs more than running it. kind is

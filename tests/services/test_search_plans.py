@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
-from terminal.services.synthetic import generate
 
 from terminal.db import make_engine
 from terminal.models import Area, Beneficiary, User
 from terminal.services import counter
+from terminal.synthetic import generate
 from tests.conftest import PG_URL, _schema_url
 from tests.factories import make_point, make_user
 
