@@ -13,8 +13,7 @@ from sqlalchemy import insert, select, text
 from terminal.db import get_engine, refresh_statistics, write_transaction
 from terminal.models import Beneficiary, User
 from terminal.services import counter
-from terminal.services.roster import given_key
-from terminal.text import fold
+from terminal.text import fold, given_key
 from tests.factories import make_beneficiary
 
 # Surnames and given names that collide on purpose: "Hà" and "Hải" are both, "An"
