@@ -221,6 +221,9 @@ def _date_error(model: Any, field: str, day: str) -> str:
 def test_api_models_bound_every_date():
     """Every date an API model takes, in a query or a body, refuses the calendar's ends."""
     models = {m for spec in SPECS for m in (spec.query, spec.body) if m is not None}
+    # The cash float's days are bounded more narrowly by its service (400
+    # date_out_of_range with both bounds), which the HTTP test below covers.
+    models = {m for m in models if not m.__name__.startswith("CashFloat")}
     checked = 0
     for model in models:
         for field in _date_fields(model):
