@@ -180,9 +180,9 @@ def name_keys(full_name: str) -> tuple[str, str]:
     """
     # Word by word: fold() caches its answers, and a million names are made of a few
     # thousand words, so a roster or a generated country hits the cache almost always.
-    # Folding each word of the cleaned text and dropping the ones that fold to nothing
-    # gives exactly fold(full_name).
-    words = [key for key in map(fold, clean_text(full_name).split(" ")) if key]
+    # split() breaks at exactly the characters clean_text turns into spaces, so folding
+    # each piece and dropping those that fold to nothing gives exactly fold(full_name).
+    words = [key for key in map(fold, full_name.split()) if key]
     if len(words) < 2:
         return " ".join(words), " ".join(words)
     return " ".join(words), " ".join([words[-1], *words[:-1]])

@@ -1,6 +1,7 @@
 """Unit tests for terminal.text: cleaning, search keys, IDs, phones, masking, CCCD QR codes."""
 
 import dataclasses
+import random
 import unicodedata
 from datetime import date
 
@@ -202,6 +203,19 @@ def test_name_keys(raw, keys):
     assert name_keys(raw) == keys
     assert name_keys(raw)[0] == fold(raw)  # the same key fold() gives, word by word
     assert given_key(raw) == keys[1]
+
+
+def test_name_keys_agree_with_fold_on_any_text():
+    # Random mixes of letters, marks, spaces of every kind and invisible characters.
+    rng = random.Random(2021)
+    alphabet = [*"aăâbdđeêioôơuưyAĐ'-. ", "\t", "\n", "\u00a0", "\u2003", "\u3000"]
+    alphabet += ["\u200b", "\ufeff", "\u0301", "\u0323", "\x1f", "\x00", "\u2028"]
+    for _ in range(3000):
+        raw = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        for text in (raw, unicodedata.normalize("NFD", raw)):
+            words = fold(text).split()
+            given = " ".join(words[-1:] + words[:-1])
+            assert name_keys(text) == (fold(text), given), repr(text)
 
 
 @pytest.mark.parametrize(
