@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from terminal import create_app
 from terminal.db import get_engine, make_engine, new_session
-from terminal.schema import upgrade
 from terminal.security import use_fast_hashing
 from tests import factories
+from tests.databases import PostgresDatabase, SQLiteDatabase, TestDatabase, fast_folder
 
 use_fast_hashing()
 
@@ -36,68 +34,40 @@ def _hide(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _schema_url(base: str, schema: str) -> str:
-    """Return a PostgreSQL URL whose connections use only the given schema."""
-    url = make_url(base).set(drivername="postgresql+psycopg")
-    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
-    )
-
-
 @pytest.fixture(scope="session")
-def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Migrate one database for the whole run: a SQLite file to copy, or a PG schema."""
+def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    """Migrate one database for the run (per xdist worker) and keep its saved states."""
+    database: TestDatabase
     if PG_URL:
-        schema = f"t_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        admin = create_engine(make_url(PG_URL).set(drivername="postgresql+psycopg"))
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = _schema_url(PG_URL, schema)
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        database = PostgresDatabase(PG_URL)
     else:
-        path = tmp_path_factory.mktemp("template") / "template.db"
-        engine = make_engine(f"sqlite:///{path}")
-        upgrade(engine)
-        engine.dispose()
-        yield str(path)
+        database = SQLiteDatabase(fast_folder(lambda: tmp_path_factory.mktemp("databases")))
+    yield database
+    database.close()
 
 
-_TABLES: list[str] = []
+def _save_world(database: TestDatabase) -> None:
+    """Build the standard world once, through the services, and save it."""
+    url = database.fresh("empty")
+    engine = make_engine(url)
+    with Session(engine, expire_on_commit=False) as session:
+        factories.make_world(session)
+    engine.dispose()
+    database.save("world", url)
 
 
 @pytest.fixture
-def db_url(database_template: str, tmp_path: Path) -> str:
-    """Return the URL of an empty, migrated database for one test."""
-    if not PG_URL:
-        target = tmp_path / "terminal.db"
-        shutil.copyfile(database_template, target)
-        return f"sqlite:///{target}"
-    engine = create_engine(database_template)
-    with engine.begin() as conn:
-        if not _TABLES:
-            _TABLES.extend(
-                conn.execute(
-                    text(
-                        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                        "AND tablename <> 'alembic_version'"
-                    )
-                ).scalars()
-            )
-        # A connection some test left open would make TRUNCATE wait for ever: fail fast.
-        conn.execute(text("SET LOCAL lock_timeout = '20s'"))
-        conn.execute(text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE"))
-        conn.execute(
-            text("INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, :h)"),
-            {"h": "0" * 64},
-        )
-    engine.dispose()
-    return database_template
+def db_url(database_template: TestDatabase, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Return the URL of a migrated database for one test: empty, or holding the world.
+
+    A test that uses ``world`` gets it already built: a copy of a saved database, not
+    rows inserted again.
+    """
+    state = "world" if "world" in request.fixturenames else "empty"
+    if state == "world" and not database_template.has("world"):
+        _save_world(database_template)
+    yield database_template.fresh(state)
+    database_template.discard()
 
 
 @pytest.fixture
@@ -139,7 +109,8 @@ def client(app: Any) -> Any:
 @pytest.fixture
 def world(app: Any, session: Any) -> factories.World:
     """Return two payout points in two districts, and one user per role at point A."""
-    return factories.make_world(session)
+    # db_url copied the world in; a test that asked for it late gets it built now.
+    return factories.load_world(session) or factories.make_world(session)
 
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')

@@ -70,13 +70,18 @@ class World:
     users_b: dict[str, User] = field(default_factory=dict)
 
 
+# The world's two points: code, district, communes (in this order: communes[0] is used).
+WORLD_POINTS = (
+    ("HTBD", "Hương Thủy", ("Thủy Dương", "Thủy Vân", "Phú Bài"), "post_office"),
+    ("PLVT", "Phú Lộc", ("Lăng Cô", "Vinh Mỹ"), "agent"),
+)
+
+
 def make_world(session: Any) -> World:
     """Build the standard test world."""
-    a = make_point(
-        session, "HTBD", district="Hương Thủy", communes=("Thủy Dương", "Thủy Vân", "Phú Bài")
-    )
-    b = make_point(
-        session, "PLVT", district="Phú Lộc", communes=("Lăng Cô", "Vinh Mỹ"), kind="agent"
+    a, b = (
+        make_point(session, code, district=district, communes=communes, kind=kind)
+        for code, district, communes, kind in WORLD_POINTS
     )
     world = World(point_a=a, point_b=b)
     for role in ROLES:
@@ -85,6 +90,36 @@ def make_world(session: Any) -> World:
     for role in POINT_ROLES:
         world.users_b[role] = make_user(session, f"{role}b", role, point="PLVT")
     return world
+
+
+def load_world(session: Any) -> World | None:
+    """Return the standard world from the database (tests get it copied in), or None."""
+    from sqlalchemy import select
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    from terminal.models import PayoutPoint
+
+    codes = [code for code, *_ in WORLD_POINTS]
+    points = {
+        p.code: p for p in session.scalars(select(PayoutPoint).where(PayoutPoint.code.in_(codes)))
+    }
+    names = [f"{role}1" for role in ROLES] + [f"{role}b" for role in POINT_ROLES]
+    users = {u.username: u for u in session.scalars(select(User).where(User.username.in_(names)))}
+    # End the read transaction, as make_world's last commit did; nothing is expired.
+    session.commit()
+    if len(points) < len(codes) or len(users) < len(names):
+        return None
+    for code, _, communes, _ in WORLD_POINTS:
+        # The database orders them by name; make_world gave them in this order.
+        order = {name: n for n, name in enumerate(communes)}
+        listed = sorted(points[code].communes, key=lambda c: order.get(c.name, len(order)))
+        set_committed_value(points[code], "communes", listed)
+    return World(
+        point_a=points["HTBD"],
+        point_b=points["PLVT"],
+        users={role: users[f"{role}1"] for role in ROLES},
+        users_b={role: users[f"{role}b"] for role in POINT_ROLES},
+    )
 
 
 def make_beneficiary(

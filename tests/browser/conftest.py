@@ -7,12 +7,15 @@ Screenshots go to tests/screenshots/ (ignored by git) for people to look at.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SECRET
+from tests.databases import TestDatabase
 from tests.servers import SCRIPT, free_port, served
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,39 +38,83 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 
-@pytest.fixture
+@dataclass
+class ServedTerminal:
+    """One terminal served for a whole test module, reset to its saved data before each test.
+
+    Starting gunicorn and seeding the demo data cost seconds; restoring the rows costs
+    milliseconds. ``save`` keeps the data as it is now (after a module's own set-up) as
+    the state every later test starts from.
+    """
+
+    base: str
+    env: dict[str, str]
+    db_url: str
+    database: TestDatabase
+    receipts: Path
+    state: str = "served"
+
+    def save(self) -> None:
+        """Start every later test of the module from the data as it is now."""
+        self.database.save(self.state, self.db_url)
+
+    def reset(self) -> None:
+        """Put the saved data back and forget the receipt files written since."""
+        self.database.restore(self.state, self.db_url)
+        shutil.rmtree(self.receipts, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
 def server_port():
-    """Return the port the served terminal will listen on."""
+    """Return the port the module's served terminal listens on."""
     return free_port()
 
 
-@pytest.fixture
-def server_env(db_url, tmp_path, server_port):
-    """Return the environment of a served terminal on the test database."""
+@pytest.fixture(scope="module")
+def served_terminal(database_template, tmp_path_factory, server_port):
+    """Seed the demo data and serve the terminal with gunicorn for the module."""
+    folder = tmp_path_factory.mktemp("served")
+    db_url = database_template.fresh("empty", "served")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINAL_")}
     env.update(
         TERMINAL_DATABASE_URL=db_url,
         TERMINAL_SECRET_KEY=SECRET,
-        TERMINAL_RECEIPTS_DIR=str(tmp_path / "receipts"),
+        TERMINAL_RECEIPTS_DIR=str(folder / "receipts"),
         # Receipt QR codes point at this very server, so a test can follow them.
         TERMINAL_PUBLIC_URL=f"http://127.0.0.1:{server_port}",
     )
-    return env
-
-
-@pytest.fixture
-def live_server(server_env, server_port):
-    """Seed the demo data and serve the terminal with gunicorn; yield its base URL."""
     seeded = subprocess.run(
         [str(SCRIPT), "seed-demo", "--scale", "0.01"],
-        env=server_env,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert seeded.returncode == 0, seeded.stderr
-    with served(server_env, port=server_port, workers=2) as server:
-        yield server.base
+    with served(env, port=server_port, workers=2) as server:
+        terminal = ServedTerminal(server.base, env, db_url, database_template, folder / "receipts")
+        terminal.save()
+        yield terminal
+    database_template.discard("served")
+
+
+@pytest.fixture(scope="module")
+def server_env(served_terminal):
+    """Return the environment of the served terminal (for its command line)."""
+    return served_terminal.env
+
+
+@pytest.fixture
+def db_url(served_terminal):
+    """Return the served terminal's database, reset to the module's saved data."""
+    served_terminal.reset()
+    return served_terminal.db_url
+
+
+@pytest.fixture
+def live_server(served_terminal, db_url):
+    """Return the base URL of the served terminal, its data as the module saved it."""
+    return served_terminal.base
 
 
 @pytest.fixture(scope="session")

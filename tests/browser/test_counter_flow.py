@@ -16,18 +16,24 @@ pytestmark = pytest.mark.browser
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample-roster.csv"
 
 
-@pytest.fixture
-def counter_server(live_server, server_env):
-    """A served terminal with the sample roster imported for this month."""
+@pytest.fixture(scope="module")
+def roster_imported(served_terminal):
+    """Import the sample roster for this month once; every test starts from it."""
     period = today_local().strftime("%Y-%m")
     done = subprocess.run(
         [str(SCRIPT), "import-roster", str(SAMPLE), "--period", period],
-        env=server_env,
+        env=served_terminal.env,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+    served_terminal.save()
+
+
+@pytest.fixture
+def counter_server(roster_imported, live_server):
+    """A served terminal with the sample roster imported for this month."""
     return live_server
 
 
