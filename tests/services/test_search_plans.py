@@ -25,7 +25,8 @@ from terminal.db import make_engine
 from terminal.models import Area, Beneficiary, User
 from terminal.services import counter
 from terminal.synthetic import generate
-from tests.conftest import PG_URL, _schema_url
+from tests.conftest import PG_URL
+from tests.databases import schema_url
 from tests.factories import make_point, make_user
 
 PEOPLE = 20_000
@@ -41,7 +42,7 @@ def roster(
         admin = create_engine(make_url(PG_URL).set(drivername="postgresql+psycopg"))
         with admin.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = _schema_url(PG_URL, schema)
+        url = schema_url(PG_URL, schema)
         from terminal.schema import upgrade
 
         engine = make_engine(url)
