@@ -11,7 +11,6 @@ serving them all, and looks at the plan of every statement a search runs
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -34,7 +33,7 @@ PEOPLE = 20_000
 
 @pytest.fixture(scope="module")
 def roster(
-    database_template: str, tmp_path_factory: pytest.TempPathFactory
+    database_template: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Any, dict[str, User]]]:
     """Return an engine on a generated roster, and a clerk of a wide and of a narrow point."""
     if PG_URL:
@@ -48,9 +47,7 @@ def roster(
         engine = make_engine(url)
         upgrade(engine)
     else:
-        path = tmp_path_factory.mktemp("plans") / "roster.db"
-        shutil.copyfile(database_template, path)
-        engine = make_engine(f"sqlite:///{path}")
+        engine = make_engine(database_template.fresh("empty", "plans"))
     try:
         with Session(engine, expire_on_commit=False) as session:
             generate(session, beneficiaries=PEOPLE, periods=1, seed=11, first_period="2021-10")
@@ -67,6 +64,8 @@ def roster(
         yield engine, users
     finally:
         engine.dispose()
+        if not PG_URL:
+            database_template.discard("plans")
         if PG_URL:
             with admin.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
