@@ -25,7 +25,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, lazyload
 
@@ -259,6 +259,7 @@ def import_roster(
                 session.rollback()
         else:
             begin_write(session)
+        _plan_each_batch(session)
         run = _ImportRun(session, report, period_code, dry_run, today)
         run.prepare()
         rows = stream_rows(source, positions, today)
@@ -279,6 +280,19 @@ def import_roster(
     if not dry_run:
         _refresh_statistics(session)
     return report
+
+
+def _plan_each_batch(session: Session) -> None:
+    """On PostgreSQL, plan each batch's statements afresh for the rest of the import.
+
+    psycopg prepares a statement run five times, and PostgreSQL may then keep one
+    generic plan: made while the tables were still empty, it reads the whole table for
+    every batch, and a 100,000-row import into a new database took minutes instead of
+    seconds. A custom plan sees the table as it is now; planning a batch costs well
+    under a millisecond.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
 def _refresh_statistics(session: Session) -> None:
