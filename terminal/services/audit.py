@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from terminal.db import WRITE_OPTION
@@ -95,6 +95,18 @@ def record_events(session: Session, *, actor: str, events: Sequence[EventData]) 
     return len(events)
 
 
+# Built once: statements of the hot path, run on the session's connection (no ORM
+# objects, so nothing to flush or expire; the head row is only read and moved here).
+_HEAD = AuditHead.__table__
+_READ_HEAD = select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
+_MOVE_HEAD = (
+    _HEAD.update()
+    .where(_HEAD.c.id == 1)
+    .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
+)
+_INSERT_EVENTS = AuditEvent.__table__.insert()
+
+
 def _append(session: Session, actor: str, events: Sequence[EventData]) -> int:
     """Chain events after the head, insert them and move the head; return the last seq.
 
@@ -107,10 +119,7 @@ def _append(session: Session, actor: str, events: Sequence[EventData]) -> int:
     # Resolve every action before touching the chain: an unknown one is a programming
     # error, and the text hashed must be the plain value ("payout.recorded").
     actions = [AuditAction(item.action).value for item in events]
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one()
-    seq, prev = head.last_seq, head.last_hash
+    seq, prev = bind.execute(_READ_HEAD).one()
     # Microsecond precision is what both databases keep, so the hash reproduces.
     at = utcnow()
     who = actor[:64]
@@ -143,10 +152,8 @@ def _append(session: Session, actor: str, events: Sequence[EventData]) -> int:
             }
         )
         prev = digest
-    session.execute(insert(AuditEvent), rows)
-    head.last_seq = seq
-    head.last_hash = prev
-    session.flush()
+    bind.execute(_INSERT_EVENTS, rows)
+    bind.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     return seq
 
 
@@ -187,7 +194,7 @@ def verify_chain(session: Session, *, batch: int = 5000) -> ChainReport:
             return ChainReport(ok=False, events=count, first_bad_seq=min(event.seq, expected_seq))
         expected_prev = event.hash
         expected_seq += 1
-    head = session.get(AuditHead, 1)
+    head = session.execute(_HEAD.select().where(_HEAD.c.id == 1)).first()
     last_seq = expected_seq - 1
     if head is None or head.last_seq != last_seq or head.last_hash != expected_prev:
         # Events cut from the end: the head still remembers how long the chain was.

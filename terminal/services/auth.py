@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from terminal.db import new_session, write_transaction
 from terminal.models import (
@@ -431,7 +431,13 @@ def issue_token(
 _TOKEN_LOOKUP = (
     select(ApiToken)
     .where(ApiToken.token_hash == bindparam("token_hash"))
-    .options(joinedload(ApiToken.user).lazyload(User.payout_point))
+    # The user and their point in one statement (paying needs the point); the point's
+    # district and communes only when a request reads them.
+    .options(
+        joinedload(ApiToken.user)
+        .joinedload(User.payout_point)
+        .options(lazyload(PayoutPoint.communes), lazyload(PayoutPoint.district))
+    )
 )
 
 

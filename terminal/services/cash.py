@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from terminal.clock import FIRST_DAY, day_bounds, today_local
@@ -77,18 +77,40 @@ def cash_position(session: Session, point_id: int, day: date) -> CashPosition:
     return CashPosition(day=day, advance_vnd=row[0], paid_vnd=int(row[1]), payouts=int(row[2]))
 
 
+_PAYOUTS = Payout.__table__
+_FLOATS = CashFloat.__table__
+# Built once (every cash payment runs it): the float row, locked, with the cash paid
+# on its day summed beside it.
+_REMAINING = (
+    select(
+        _FLOATS.c.advance_vnd,
+        select(func.coalesce(func.sum(_PAYOUTS.c.amount_vnd), 0))
+        .where(
+            _PAYOUTS.c.point_id == bindparam("point_id"),
+            _PAYOUTS.c.channel.in_(CASH_CHANNELS),
+            _PAYOUTS.c.status == PayoutStatus.COMPLETED,
+            _PAYOUTS.c.paid_at >= bindparam("start"),
+            _PAYOUTS.c.paid_at < bindparam("end"),
+        )
+        .scalar_subquery(),
+    )
+    .where(_FLOATS.c.point_id == bindparam("point_id"), _FLOATS.c.business_date == bindparam("day"))
+    .with_for_update(of=_FLOATS)
+)
+
+
 def cash_remaining(session: Session, point_id: int, day: date) -> int | None:
     """Return the cash left on a day, locking the float row (cash payouts queue on it).
 
     None when no advance is recorded for the day. One statement: the float row,
     locked, with the day's cash payouts summed beside it.
     """
-    paid, _count = _paid_today(point_id, day)
-    row = session.execute(
-        select(CashFloat.advance_vnd, paid)
-        .where(CashFloat.point_id == point_id, CashFloat.business_date == day)
-        .with_for_update(of=CashFloat)
-    ).first()
+    start, end = day_bounds(day)
+    row = (
+        session.connection()
+        .execute(_REMAINING, {"point_id": point_id, "day": day, "start": start, "end": end})
+        .first()
+    )
     if row is None:
         return None
     return int(row[0]) - int(row[1])

@@ -15,11 +15,20 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from terminal.clock import today_local
 from terminal.db import write_transaction
-from terminal.models import AuditAction, Channel, Failure, FailureReason, FailureStatus, User
+from terminal.models import (
+    AuditAction,
+    Channel,
+    Entitlement,
+    Failure,
+    FailureReason,
+    FailureStatus,
+    User,
+)
 from terminal.services.audit import record_event
 from terminal.text import clean_text
 
@@ -67,6 +76,12 @@ def log_failure(
     if session.in_transaction():
         session.rollback()
     with write_transaction(session):
+        if entitlement_id is not None and beneficiary_id is None:
+            # A case about an entitlement is about its beneficiary (a payout finds
+            # the cases it settles through the beneficiary).
+            beneficiary_id = session.scalar(
+                select(Entitlement.beneficiary_id).where(Entitlement.id == entitlement_id)
+            )
         failure = Failure(
             beneficiary_id=beneficiary_id,
             entitlement_id=entitlement_id,

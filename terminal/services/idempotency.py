@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -81,30 +81,54 @@ def _insert(session: Session) -> Any:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
+_TABLE = IdempotencyRecord.__table__
+# Built once per dialect (the hot path of every payment); the values come with each call.
+_CLAIMS: dict[str, Any] = {}
+_FINISH = _TABLE.update().where(_TABLE.c.id == bindparam("record_id"))
+
+
+def _claim_statement(session: Session) -> Any:
+    """Return the dialect's INSERT of a key that yields its id, or nothing if taken."""
+    dialect = session.get_bind().dialect.name
+    statement = _CLAIMS.get(dialect)
+    if statement is None:
+        statement = _CLAIMS[dialect] = (
+            _insert(session)(_TABLE)
+            .on_conflict_do_nothing(index_elements=["user_id", "key"])
+            .returning(_TABLE.c.id)
+        )
+    return statement
+
+
 def claim(session: Session, user_id: int, key: str, request_hash: str) -> int | StoredResponse:
     """Inside the caller's write transaction: take a key, or return what it already got.
 
     Refuses a key used for another request (422) and one whose first request is
     still running (409).
     """
-    new_id = session.execute(
-        _insert(session)(IdempotencyRecord)
-        .values(
-            user_id=user_id,
-            key=key,
-            request_hash=request_hash,
-            state=IdempotencyState.IN_PROGRESS,
-            created_at=utcnow(),
+    new_id = (
+        session.connection()
+        .execute(
+            _claim_statement(session),
+            {
+                "user_id": user_id,
+                "key": key,
+                "request_hash": request_hash,
+                "state": IdempotencyState.IN_PROGRESS,
+                "created_at": utcnow(),
+            },
         )
-        .on_conflict_do_nothing(index_elements=["user_id", "key"])
-        .returning(IdempotencyRecord.id)
-    ).scalar()
+        .scalar()
+    )
     if new_id is not None:
         return int(new_id)
     record = session.scalar(
         select(IdempotencyRecord)
         .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
         .with_for_update()
+        # The row as it is now, not as this session last saw it (``finish`` writes
+        # without the ORM).
+        .execution_options(populate_existing=True)
     )
     if record is None:  # deleted between the two statements: the next try inserts it
         raise InProgress("the first request with this key is still being processed")
@@ -133,15 +157,15 @@ def claim_key(session: Session, user: User, key: str, request_hash: str) -> int 
 
 def finish(session: Session, record_id: int, status: int, body: Mapping[str, Any]) -> None:
     """Store a key's response inside the caller's transaction."""
-    session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.id == record_id)
-        .values(
-            state=IdempotencyState.DONE,
-            status_code=status,
-            response_body=json.dumps(dict(body), ensure_ascii=False),
-            completed_at=utcnow(),
-        )
+    session.connection().execute(
+        _FINISH,
+        {
+            "record_id": record_id,
+            "state": IdempotencyState.DONE,
+            "status_code": status,
+            "response_body": json.dumps(dict(body), ensure_ascii=False),
+            "completed_at": utcnow(),
+        },
     )
 
 

@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from terminal.clock import local_date, to_local
@@ -50,6 +49,7 @@ from terminal.models import (
     PayoutLine,
     PayoutStatus,
     PointKind,
+    Proxy,
     Receipt,
     ReceiptCounter,
     User,
@@ -300,6 +300,73 @@ def _refused(
     idempotency.store_refusal(session, actor.id, key, request_hash, error.status, error_body(error))
 
 
+# The payment's statements, built once: a payment runs them on the session's connection
+# (Core rows, no ORM objects to load, flush or expire), which halves its CPU time.
+_PAYOUTS = Payout.__table__
+_LINES = PayoutLine.__table__
+_ENTITLEMENTS = Entitlement.__table__
+_FAILURES = Failure.__table__
+_VERIFIED = (
+    select(
+        Verification.user_id,
+        Verification.point_id,
+        Verification.expires_at,
+        Verification.collector_type,
+        Verification.proxy_id,
+        Beneficiary.id.label("person_id"),
+        Beneficiary.code,
+        Beneficiary.full_name,
+        Beneficiary.payment_method,
+        Proxy.full_name.label("proxy_name"),
+    )
+    .join(Beneficiary, Beneficiary.id == Verification.beneficiary_id)
+    .outerjoin(Proxy, Proxy.id == Verification.proxy_id)
+    .where(Verification.id == bindparam("verification_id"))
+)
+_LOCK_ENTITLEMENTS = (
+    select(
+        _ENTITLEMENTS.c.id,
+        _ENTITLEMENTS.c.beneficiary_id,
+        _ENTITLEMENTS.c.status,
+        _ENTITLEMENTS.c.amount_vnd,
+    )
+    .where(_ENTITLEMENTS.c.id.in_(bindparam("ids", expanding=True)))
+    .with_for_update(of=_ENTITLEMENTS)
+)
+_INSERT_PAYOUT = _PAYOUTS.insert().returning(_PAYOUTS.c.id)
+_INSERT_LINES = _LINES.insert()
+_MARK_PAID = (
+    _ENTITLEMENTS.update()
+    .where(_ENTITLEMENTS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=EntitlementStatus.PAID, updated_at=bindparam("now"))
+)
+_INSERT_RECEIPT = Receipt.__table__.insert()
+_OPEN = (FailureStatus.OPEN, FailureStatus.IN_PROGRESS)
+_RESOLVE_FAILURES = (
+    _FAILURES.update()
+    # Through the beneficiary's index: a case about an entitlement names its beneficiary
+    # (log_failure), and most cases name no entitlement, so an index on it reads them all.
+    .where(
+        _FAILURES.c.beneficiary_id == bindparam("person_id"),
+        _FAILURES.c.status.in_(_OPEN),
+        or_(
+            _FAILURES.c.entitlement_id.in_(bindparam("ids", expanding=True)),
+            and_(
+                _FAILURES.c.entitlement_id.is_(None),
+                _FAILURES.c.reason != FailureReason.DATA_ERROR,
+            ),
+        ),
+    )
+    .values(
+        status=FailureStatus.RESOLVED,
+        resolved_at=bindparam("now"),
+        resolved_payout_id=bindparam("payout_id"),
+        updated_at=bindparam("now"),
+    )
+)
+_RECEIPT_SEQ: dict[str, Any] = {}
+
+
 def _record(
     session: Session,
     actor: _Actor,
@@ -310,37 +377,26 @@ def _record(
     override: str | None,
     verify_url: Callable[[Payout], str],
 ) -> tuple[Payout, dict[str, Any]]:
-    """Write a payout inside the caller's write transaction; return it and its answer."""
-    verification = session.scalar(
-        select(Verification)
-        .where(Verification.id == verification_id)
-        .options(lazyload(Verification.beneficiary, Beneficiary.proxies))
-    )
+    """Write a payout inside the caller's write transaction; return it and its answer.
+
+    The payout returned is not attached to the session: it carries what the receipt
+    token binds (id, amount, time, receipt number).
+    """
+    conn = session.connection()
+    verified = conn.execute(_VERIFIED, {"verification_id": verification_id}).first()
     # Someone else's verification is as good as none; verifications are made within
     # the user's scope, and one made at another point (the user moved since) is not
     # good here.
-    if (
-        verification is None
-        or verification.user_id != actor.id
-        or verification.point_id != actor.point_id
-    ):
+    if verified is None or verified.user_id != actor.id or verified.point_id != actor.point_id:
         raise NotFound("no such verification", code="verification_not_found")
-    if verification.expires_at <= utcnow():
+    if verified.expires_at <= utcnow():
         raise Refused("the verification has expired; verify again", code="verification_expired")
-    person = verification.beneficiary
-    channel = _channel_rule(actor, person, requested_channel, override)
-    entitlements = {
-        e.id: e
-        for e in session.scalars(
-            select(Entitlement)
-            .where(Entitlement.id.in_(ids))
-            .options(lazyload(Entitlement.beneficiary), lazyload(Entitlement.period))
-            .with_for_update(of=Entitlement)
-        )
-    }
+    person_id = verified.person_id
+    channel = _channel_rule(actor, verified.payment_method, requested_channel, override)
+    entitlements = {row.id: row for row in conn.execute(_LOCK_ENTITLEMENTS, {"ids": ids})}
     for entitlement_id in ids:
         entitlement = entitlements.get(entitlement_id)
-        if entitlement is None or entitlement.beneficiary_id != person.id:
+        if entitlement is None or entitlement.beneficiary_id != person_id:
             raise NotFound(
                 "no such entitlement for this beneficiary",
                 code="entitlement_not_found",
@@ -349,14 +405,14 @@ def _record(
         if entitlement.status is EntitlementStatus.PAID:
             raise AlreadyPaid(
                 "already paid",
-                entitlement_id=entitlement.id,
-                receipt_no=receipt_no_of_entitlement(session, entitlement.id),
+                entitlement_id=entitlement_id,
+                receipt_no=receipt_no_of_entitlement(session, entitlement_id),
             )
         if entitlement.status is EntitlementStatus.CANCELLED:
             raise Refused(
                 "this entitlement was cancelled",
                 code="entitlement_not_due",
-                entitlement_id=entitlement.id,
+                entitlement_id=entitlement_id,
             )
     total = sum(entitlements[i].amount_vnd for i in ids)
     now = utcnow()
@@ -366,81 +422,83 @@ def _record(
             raise InsufficientCash(
                 "not enough cash left in today's float", needed=total, remaining=remaining or 0
             )
-    payout = Payout(
-        point_id=actor.point_id,
-        user_id=actor.id,
-        verification_id=verification.id,
-        beneficiary_id=person.id,
-        channel=channel,
-        collector_type=verification.collector_type,
-        proxy_id=verification.proxy_id,
-        provider_ref=provider_ref,
-        amount_vnd=total,
-        status=PayoutStatus.COMPLETED,
-        paid_at=now,
-    )
-    session.add(payout)
-    session.flush()
+    payout_id = conn.execute(
+        _INSERT_PAYOUT,
+        {
+            "point_id": actor.point_id,
+            "user_id": actor.id,
+            "verification_id": verification_id,
+            "beneficiary_id": person_id,
+            "channel": channel,
+            "collector_type": verified.collector_type,
+            "proxy_id": verified.proxy_id,
+            "provider_ref": provider_ref,
+            "amount_vnd": total,
+            "status": PayoutStatus.COMPLETED,
+            "paid_at": now,
+        },
+    ).scalar_one()
     # One statement for all lines; the partial unique index speaks here if another
     # payout won.
-    session.execute(
-        insert(PayoutLine),
+    conn.execute(
+        _INSERT_LINES,
         [
-            {"payout_id": payout.id, "entitlement_id": i, "amount_vnd": entitlements[i].amount_vnd}
+            {"payout_id": payout_id, "entitlement_id": i, "amount_vnd": entitlements[i].amount_vnd}
             for i in ids
         ],
     )
-    session.execute(
-        update(Entitlement)
-        .where(Entitlement.id.in_(ids))
-        .values(status=EntitlementStatus.PAID, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    conn.execute(_MARK_PAID, {"ids": ids, "now": now})
     year = receipt_year(now)
     seq = _next_receipt_seq(session, actor.point_id, year)
-    receipt = Receipt(
-        payout_id=payout.id,
-        receipt_no=format_receipt_no(actor.point_code, year, seq),
-        point_id=actor.point_id,
-        year=year,
-        seq=seq,
-        format=actor.receipt_format,
+    receipt_no = format_receipt_no(actor.point_code, year, seq)
+    conn.execute(
+        _INSERT_RECEIPT,
+        {
+            "payout_id": payout_id,
+            "receipt_no": receipt_no,
+            "point_id": actor.point_id,
+            "year": year,
+            "seq": seq,
+            "format": actor.receipt_format,
+        },
     )
-    session.add(receipt)
-    _resolve_failures(session, payout.id, ids, person.id, now)
-    collector = (
-        verification.proxy.full_name
-        if verification.collector_type is CollectorType.PROXY and verification.proxy
-        else person.full_name
+    conn.execute(
+        _RESOLVE_FAILURES, {"ids": ids, "person_id": person_id, "now": now, "payout_id": payout_id}
     )
+    proxied = verified.collector_type is CollectorType.PROXY and verified.proxy_name
     record_event(
         session,
         actor=actor.username,
         action=AuditAction.PAYOUT_RECORDED,
         object_type="payout",
-        object_id=payout.id,
+        object_id=payout_id,
         data={
-            "receipt_no": receipt.receipt_no,
-            "beneficiary": person.code,
+            "receipt_no": receipt_no,
+            "beneficiary": verified.code,
             "amount_vnd": total,
             "entitlement_ids": list(ids),
             "channel": channel.value,
-            "collector": verification.collector_type.value,
-            "proxy_id": verification.proxy_id,
+            "collector": verified.collector_type.value,
+            "proxy_id": verified.proxy_id,
             "provider_ref": provider_ref,
             **({"override_reason": override} if override else {}),
         },
     )
-    set_committed_value(payout, "receipt", receipt)  # known: no need to load it
+    # What the receipt token binds, outside the session (nothing of it is loaded again).
+    payout = Payout(id=payout_id, amount_vnd=total, paid_at=now)
+    set_committed_value(payout, "receipt", Receipt(receipt_no=receipt_no))
     body = {
-        "payout_id": payout.id,
-        "receipt_no": receipt.receipt_no,
+        "payout_id": payout_id,
+        "receipt_no": receipt_no,
         "amount": total,
         "entitlement_ids": list(ids),
         "channel": "account" if channel is Channel.ACCOUNT else "cash",
-        "collector": {"type": verification.collector_type.value, "full_name": collector},
+        "collector": {
+            "type": verified.collector_type.value,
+            "full_name": verified.proxy_name if proxied else verified.full_name,
+        },
         "paid_at": to_local(now).isoformat(),
-        "receipt_pdf": f"/api/v1/receipts/{receipt.receipt_no}.pdf",
+        "receipt_pdf": f"/api/v1/receipts/{receipt_no}.pdf",
         "receipt_verify_url": verify_url(payout),
         "status": PayoutStatus.COMPLETED.value,
     }
@@ -448,7 +506,7 @@ def _record(
 
 
 def _channel_rule(
-    actor: _Actor, person: Beneficiary, requested: str, override: str | None
+    actor: _Actor, method: PaymentMethod, requested: str, override: str | None
 ) -> Channel:
     """Return the payout's channel: it follows the beneficiary's payment method.
 
@@ -457,7 +515,7 @@ def _channel_rule(
     out, on the point supervisor's word (``override``, audited).
     """
     channel = channel_for(actor.point_kind, requested)
-    wanted = "account" if person.payment_method is PaymentMethod.ACCOUNT else "cash"
+    wanted = "account" if method is PaymentMethod.ACCOUNT else "cash"
     if override is not None:
         if not actor.supervises:
             raise Forbidden("only the point's supervisor may pay an account holder in cash")
@@ -475,13 +533,21 @@ def _channel_rule(
 def _next_receipt_seq(session: Session, point_id: int, year: int) -> int:
     """Take the next receipt number of a point and year in one statement (gapless)."""
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(ReceiptCounter).values(point_id=point_id, year=year, last_seq=1)
-    statement = statement.on_conflict_do_update(
-        index_elements=["point_id", "year"],
-        set_={"last_seq": ReceiptCounter.last_seq + 1},
-    ).returning(ReceiptCounter.last_seq)
-    return int(session.execute(statement).scalar_one())
+    statement = _RECEIPT_SEQ.get(dialect)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        counters = ReceiptCounter.__table__
+        statement = _RECEIPT_SEQ[dialect] = (
+            insert(counters)
+            .values(point_id=bindparam("counter_point"), year=bindparam("counter_year"), last_seq=1)
+            .on_conflict_do_update(
+                index_elements=["point_id", "year"],
+                set_={"last_seq": counters.c.last_seq + 1},
+            )
+            .returning(counters.c.last_seq)
+        )
+    row = session.connection().execute(statement, {"counter_point": point_id, "counter_year": year})
+    return int(row.scalar_one())
 
 
 def receipt_no_of_entitlement(session: Session, entitlement_id: int) -> str | None:
@@ -490,33 +556,6 @@ def receipt_no_of_entitlement(session: Session, entitlement_id: int) -> str | No
         select(Receipt.receipt_no)
         .join(PayoutLine, PayoutLine.payout_id == Receipt.payout_id)
         .where(PayoutLine.entitlement_id == entitlement_id, PayoutLine.reversed_at.is_(None))
-    )
-
-
-def _resolve_failures(
-    session: Session, payout_id: int, ids: Iterable[int], person_id: int, now: datetime
-) -> None:
-    """Close the open follow-up cases that this payout settles."""
-    session.execute(
-        update(Failure)
-        .where(
-            Failure.status.in_([FailureStatus.OPEN, FailureStatus.IN_PROGRESS]),
-            or_(
-                Failure.entitlement_id.in_(list(ids)),
-                and_(
-                    Failure.beneficiary_id == person_id,
-                    Failure.entitlement_id.is_(None),
-                    Failure.reason != FailureReason.DATA_ERROR,
-                ),
-            ),
-        )
-        .values(
-            status=FailureStatus.RESOLVED,
-            resolved_at=now,
-            resolved_payout_id=payout_id,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
     )
 
 

@@ -336,3 +336,41 @@ def test_statements_per_payment(app, session, world, hoa, capsys):
     # BEGIN, key, verification, entitlements, float, payout, lines, entitlements,
     # receipt number, receipt, cases, audit head/event/head, key answer, COMMIT.
     assert len(statements) <= 18, "\n".join(statements)
+
+
+# ---- the cases a payment settles ------------------------------------------------------
+
+
+def test_a_payment_settles_its_people_open_cases_and_no_one_elses(session, world, hoa):
+    from terminal.models import FailureReason, FailureStatus
+    from terminal.services.failures import log_failure
+
+    clerk = world.users["clerk"]
+    ids = due_ids(session, hoa)
+    other = make_beneficiary(session, "TTH0000009", commune=world.point_a.communes[0])
+    # A case naming only the entitlement is filed under its beneficiary.
+    by_entitlement = log_failure(
+        session, user=clerk, reason=FailureReason.INSUFFICIENT_CASH, entitlement_id=ids[0]
+    )
+    assert by_entitlement.beneficiary_id == hoa.id
+    absent = log_failure(
+        session, user=clerk, reason=FailureReason.RECIPIENT_ABSENT, beneficiary_id=hoa.id
+    )
+    data = log_failure(session, user=clerk, reason=FailureReason.DATA_ERROR, beneficiary_id=hoa.id)
+    elsewhere = log_failure(
+        session, user=clerk, reason=FailureReason.RECIPIENT_ABSENT, beneficiary_id=other.id
+    )
+    outcome = pay(
+        session,
+        clerk,
+        payouts.PayoutOrder(
+            verification_id=verified(session, clerk, hoa), entitlement_ids=ids, channel="cash"
+        ),
+    )
+    assert outcome.status == 201
+    session.rollback()
+    status = {f.id: (f.status, f.resolved_payout_id) for f in session.scalars(select(Failure))}
+    assert status[by_entitlement.id] == (FailureStatus.RESOLVED, outcome.payout_id)
+    assert status[absent.id] == (FailureStatus.RESOLVED, outcome.payout_id)
+    assert status[data.id] == (FailureStatus.OPEN, None)  # the roster still needs fixing
+    assert status[elsewhere.id] == (FailureStatus.OPEN, None)
