@@ -130,6 +130,9 @@ DETAILS = {
     "verification.id_mismatch": _l("The ID number does not match the record."),
     "verification.birth_date_differs": _l("The card's date of birth differs from the record."),
     "verification.birth_year_differs": _l("The card's year of birth differs from the record."),
+    "payment.system_error": _l(
+        "The terminal failed while recording the payment (%(error)s); nothing was paid."
+    ),
     "refusal.insufficient_cash": _l(
         "%(needed)s đồng needed, %(remaining)s đồng left in the float."
     ),

@@ -52,11 +52,6 @@ CODE_RE = re.compile(r"^[A-Za-z]{1,6}[0-9][A-Za-z0-9._/-]*$")
 # ---- scope ----------------------------------------------------------------------
 
 
-def commune_ids(session: Session, user: User) -> list[int] | None:
-    """Return the communes a user acts in, or None for every commune (auditors, admins)."""
-    return commune_scope(session, user)
-
-
 def _scoped(query: Select[Any], scope: list[int] | None) -> Select[Any]:
     """Limit a beneficiary query to a scope."""
     if scope is None:
@@ -68,7 +63,7 @@ def get_beneficiary(session: Session, user: User, code: str) -> Beneficiary:
     """Return a beneficiary in the user's scope by code, or NotFound."""
     text = clean_text(code or "")[:32].upper()
     person = session.scalar(
-        _scoped(select(Beneficiary).where(Beneficiary.code == text), commune_ids(session, user))
+        _scoped(select(Beneficiary).where(Beneficiary.code == text), commune_scope(session, user))
     )
     if person is None:
         raise NotFound("no such beneficiary", code="beneficiary_not_found")
@@ -172,7 +167,7 @@ def search(
     kind, value = classify_query(q)
     if kind == "empty":
         return [], None
-    scope = commune_ids(session, user)
+    scope = commune_scope(session, user)
     position = _read_cursor(after)
     params: dict[str, Any] = {"value": value, "count": limit + 1}
     if scope is not None:

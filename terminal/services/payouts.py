@@ -264,6 +264,10 @@ def pay(
         if not isinstance(error, (idempotency.InProgress, idempotency.KeyReused)):
             _refused(session, actor, order, key, request_hash, error)
         raise
+    except Exception as exc:
+        session.rollback()
+        _system_error(session, actor, order, exc)
+        raise
     except BaseException:
         session.rollback()
         raise
@@ -271,6 +275,31 @@ def pay(
         "payout recorded: id=%s receipt=%s amount=%s", payout.id, body["receipt_no"], body["amount"]
     )
     return PaymentOutcome(201, body)
+
+
+def _system_error(session: Session, actor: _Actor, order: PayoutOrder, exc: Exception) -> None:
+    """Open a ``system_error`` case for a payment that failed unexpectedly (DESIGN rule 5).
+
+    Nothing of the payment was kept (its key neither), so the clerk may try again; the
+    case keeps the person in the follow-up queue until a payout settles it. Recording
+    it must never hide the original error.
+    """
+    try:
+        verification = session.get(Verification, order.verification_id)
+        mine = verification is not None and verification.user_id == actor.id
+        log_failure(
+            session,
+            user=session.get(User, actor.id),
+            reason=FailureReason.SYSTEM_ERROR,
+            detail_code="payment.system_error",
+            params={"error": type(exc).__name__},
+            beneficiary_id=verification.beneficiary_id if mine else None,
+            entitlement_id=order.entitlement_ids[0] if mine and order.entitlement_ids else None,
+            channel=Channel.CASH if order.channel == "cash" else Channel.ACCOUNT,
+        )
+    except Exception:  # the database itself may be what failed
+        session.rollback()
+        log.exception("could not record the system error of a payment")
 
 
 def _refused(

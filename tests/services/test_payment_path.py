@@ -156,9 +156,17 @@ def test_a_key_is_released_with_an_unexpected_error(session, world, hoa):
     assert count(session, Payout) == 0
     assert count(session, IdempotencyRecord) == 0
     assert count(session, Entitlement, Entitlement.status == "paid") == 0
+    # The person is not lost: a system_error case waits in the follow-up queue...
+    case = session.scalars(select(Failure)).one()
+    assert (case.reason, case.status, case.beneficiary_id) == ("system_error", "open", hoa.id)
+    assert case.detail_code == "payment.system_error"
+    assert "RuntimeError" in case.detail_params and "signing" not in case.detail_params
     retried = pay(session, clerk, order, key="k-4")
     assert retried.status == 201 and not retried.replayed
     assert count(session, Payout) == 1
+    # ...until the retried payout settles it.
+    session.refresh(case)
+    assert (case.status, case.resolved_payout_id) == ("resolved", retried.payout_id)
 
 
 def test_a_stale_claim_is_taken_over_and_a_fresh_one_is_in_progress(session, world):

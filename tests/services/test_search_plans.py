@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from terminal.db import make_engine
 from terminal.models import Area, Beneficiary, User
+from terminal.policy import commune_scope
 from terminal.services import counter
 from terminal.synthetic import generate
 from tests.conftest import PG_URL
@@ -111,7 +112,7 @@ def _plan(engine: Any, statement: str, parameters: Any) -> str:
 def _queries(engine: Any, user: User) -> dict[str, str]:
     """Return search texts of every kind, taken from the user's own communes."""
     with Session(engine) as session:
-        scope = counter.commune_ids(session, user)
+        scope = commune_scope(session, user)
         person = session.scalars(
             select(Beneficiary)
             .where(
