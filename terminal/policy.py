@@ -29,6 +29,8 @@ class Permission(enum.StrEnum):
     LOOKUP = "lookup"
     # the payout log: staff see their point's, auditors everything
     PAYOUT_LOG = "payout_log"
+    # the follow-up queue, read: staff see their point's failures, auditors all
+    FOLLOW_UP = "follow_up"
     # reversals, failure follow-up, cash float, daily settlement, channel overrides
     SUPERVISE = "supervise"
     # read payouts, failures, audit trail, reports
@@ -49,6 +51,7 @@ POLICY: dict[Permission, frozenset[Role]] = {
     Permission.COUNTER: STAFF,
     Permission.LOOKUP: STAFF | {Role.AUDITOR},
     Permission.PAYOUT_LOG: STAFF | {Role.AUDITOR},
+    Permission.FOLLOW_UP: STAFF | {Role.AUDITOR},
     Permission.SUPERVISE: frozenset({Role.SUPERVISOR}),
     Permission.AUDIT: frozenset({Role.AUDITOR, Role.SUPERVISOR}),
     Permission.EXPORT: frozenset({Role.AUDITOR}),

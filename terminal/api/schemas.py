@@ -328,3 +328,114 @@ class ReversalResponse(BaseModel):
     receipt_no: str | None
     amount: int
     reversed_at: datetime
+
+
+# ---- failures and the follow-up queue ---------------------------------------------
+
+FailureReasonCode = Literal[
+    "id_mismatch",
+    "proxy_not_authorized",
+    "proxy_expired",
+    "otp_not_received",
+    "provider_rejected",
+    "credited_not_withdrawable",
+    "provider_timeout",
+    "insufficient_cash",
+    "recipient_absent",
+    "recipient_deceased",
+    "data_error",
+    "system_error",
+    "other",
+]
+FailureStatusCode = Literal["open", "in_progress", "resolved", "cancelled"]
+
+
+class FailureCreate(Strict):
+    """A failed attempt a person reports: it opens a follow-up case."""
+
+    beneficiary_code: str = Field(min_length=1, max_length=32)
+    entitlement_id: int | None = Field(default=None, ge=1, le=2**62)
+    reason: FailureReasonCode
+    detail: str | None = Field(default=None, max_length=1000)
+    channel: Literal["cash", "account"] | None = None
+    provider_ref: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class FailureCreated(BaseModel):
+    """The failure recorded."""
+
+    id: int
+    status: str
+    case: bool
+    due_by: date
+
+
+class FailureQuery(BaseModel):
+    """Filters of the failure list."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: FailureStatusCode | None = None
+    reason: FailureReasonCode | None = None
+    point: str | None = Field(default=None, max_length=12)
+    commune: str | None = Field(default=None, max_length=120)
+    overdue: bool = False
+    case: bool | None = None
+    cursor: str | None = Field(default=None, max_length=40)
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class FailureItem(BaseModel):
+    """One failure of the list (the beneficiary's name masked)."""
+
+    id: int
+    case: bool
+    reason: str
+    status: str
+    beneficiary_code: str | None
+    beneficiary_name: str | None
+    entitlement_id: int | None
+    detail: str
+    detail_code: str | None
+    channel: str | None
+    provider_ref: str | None
+    point: str | None
+    commune: str | None
+    created_at: datetime
+    updated_at: datetime | None
+    due_by: date
+    age_days: int
+    overdue: bool
+    owner: str | None
+    note: str
+    notes: int
+    resolved_payout_id: int | None
+
+
+class FailureList(BaseModel):
+    """A page of failures."""
+
+    items: list[FailureItem]
+    next_cursor: str | None
+
+
+class FailureUpdate(Strict):
+    """A supervisor's work on a case: status, a note for its thread, its owner."""
+
+    status: FailureStatusCode | None = None
+    note: str | None = Field(default=None, max_length=2000)
+    assignee: str | None = Field(default=None, max_length=64)
+
+
+class FailureNoteItem(BaseModel):
+    """One note of a case's thread."""
+
+    at: datetime
+    author: str | None
+    text: str
+
+
+class FailureDetail(FailureItem):
+    """A failure with its thread of notes."""
+
+    thread: list[FailureNoteItem]

@@ -24,7 +24,7 @@ from terminal.models.enums import (
     Role,
     VerificationMethod,
 )
-from terminal.models.followup import Failure
+from terminal.models.followup import Failure, FailureNote
 from terminal.models.payments import (
     CashFloat,
     IdempotencyRecord,
@@ -54,6 +54,7 @@ __all__ = [
     "Entitlement",
     "EntitlementStatus",
     "Failure",
+    "FailureNote",
     "FailureReason",
     "FailureStatus",
     "Gender",

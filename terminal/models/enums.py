@@ -147,6 +147,7 @@ class AuditAction(StrEnum):
     PERIOD_CLOSED = "period.closed"
     VERIFICATION_SUCCEEDED = "verification.succeeded"
     FAILURE_RECORDED = "failure.recorded"
+    FAILURE_UPDATED = "failure.updated"
     PAYOUT_RECORDED = "payout.recorded"
     PAYOUT_REVERSED = "payout.reversed"
     CASH_FLOAT_SET = "cash_float.set"

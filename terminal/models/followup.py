@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from terminal.models.auth import User
 from terminal.models.base import Base, created_at, enum_column, intpk
 from terminal.models.enums import Channel, FailureReason, FailureStatus
+from terminal.models.places import PayoutPoint
 from terminal.models.roster import Beneficiary
 
 
@@ -46,7 +47,29 @@ class Failure(Base):
     updated_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     resolved_payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id"))
+    # A case is work for the follow-up queue; an attempt is only on record (a single
+    # wrong card at the counter) until it repeats or someone escalates it.
+    is_case: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     beneficiary: Mapped[Beneficiary | None] = relationship(lazy="joined")
+    point: Mapped[PayoutPoint | None] = relationship(lazy="joined")
     user: Mapped[User | None] = relationship(foreign_keys=[user_id], lazy="joined")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+    notes: Mapped[list[FailureNote]] = relationship(
+        order_by="FailureNote.id", lazy="selectin", back_populates="failure"
+    )
+
+
+class FailureNote(Base):
+    """One note of a case's thread: who wrote what, when."""
+
+    __tablename__ = "failure_notes"
+
+    id: Mapped[intpk]
+    failure_id: Mapped[int] = mapped_column(ForeignKey("failures.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[created_at]
+
+    failure: Mapped[Failure] = relationship(back_populates="notes")
+    user: Mapped[User | None] = relationship(lazy="joined")

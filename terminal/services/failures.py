@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from terminal.clock import today_local
+from terminal.clock import day_bounds, today_local
 from terminal.db import write_transaction
 from terminal.models import (
     AuditAction,
@@ -42,10 +42,56 @@ REFUSAL_REASONS: dict[str, FailureReason] = {
     "insufficient_cash": FailureReason.INSUFFICIENT_CASH,
 }
 
+# Attempts: a wrong card or a missing paper at the counter is usually set right on the
+# spot, so one is only on record. The third of a person's attempts in a day, or one a
+# person escalates (logs it by hand or through the API), is a case. Every other
+# reason is work from the start: someone went unpaid for a reason outside the counter.
+ATTEMPT_REASONS = frozenset(
+    {
+        FailureReason.ID_MISMATCH,
+        FailureReason.QR_INVALID,
+        FailureReason.PROXY_NOT_AUTHORIZED,
+        FailureReason.PROXY_EXPIRED,
+    }
+)
+ATTEMPTS_MAKING_A_CASE = 3
 
-def follow_up_due(day: date) -> date:
+# Days to settle a case, per reason (the rest: FOLLOW_UP_DAYS). Money that may have
+# left an account and a terminal error are chased the next day.
+DEADLINE_DAYS: dict[FailureReason, int] = {
+    FailureReason.PROVIDER_TIMEOUT: 1,
+    FailureReason.SYSTEM_ERROR: 1,
+    FailureReason.CREDITED_NOT_WITHDRAWABLE: 2,
+    FailureReason.OTP_NOT_RECEIVED: 2,
+    FailureReason.INSUFFICIENT_CASH: 1,
+    FailureReason.RECIPIENT_DECEASED: 10,
+}
+
+
+def deadline_days(reason: FailureReason) -> int:
+    """Return how many days a case of a reason has before it is overdue."""
+    return DEADLINE_DAYS.get(reason, FOLLOW_UP_DAYS)
+
+
+def follow_up_due(day: date, reason: FailureReason | None = None) -> date:
     """Return when a case opened on a day must be settled."""
-    return day + timedelta(days=FOLLOW_UP_DAYS)
+    return day + timedelta(days=FOLLOW_UP_DAYS if reason is None else deadline_days(reason))
+
+
+def _attempts_today(session: Session, beneficiary_id: int) -> int:
+    """Return how many attempts were recorded today (Vietnam) for a person."""
+    start, end = day_bounds(today_local())
+    return int(
+        session.scalar(
+            select(func.count(Failure.id)).where(
+                Failure.beneficiary_id == beneficiary_id,
+                Failure.reason.in_(ATTEMPT_REASONS),
+                Failure.created_at >= start,
+                Failure.created_at < end,
+            )
+        )
+        or 0
+    )
 
 
 def params_of(failure: Failure) -> dict[str, Any]:
@@ -71,8 +117,13 @@ def log_failure(
     entitlement_id: int | None = None,
     channel: Channel | None = None,
     provider_ref: str | None = None,
+    escalated: bool = False,
 ) -> Failure:
-    """Record a failed attempt in its own committed transaction, with its audit event."""
+    """Record a failed attempt in its own committed transaction, with its audit event.
+
+    It opens a follow-up case unless it is an attempt (``ATTEMPT_REASONS``) that is
+    neither escalated nor the person's third of the day.
+    """
     if session.in_transaction():
         session.rollback()
     with write_transaction(session):
@@ -82,7 +133,11 @@ def log_failure(
             beneficiary_id = session.scalar(
                 select(Entitlement.beneficiary_id).where(Entitlement.id == entitlement_id)
             )
+        is_case = escalated or reason not in ATTEMPT_REASONS
+        if not is_case and beneficiary_id is not None:
+            is_case = _attempts_today(session, beneficiary_id) + 1 == ATTEMPTS_MAKING_A_CASE
         failure = Failure(
+            is_case=is_case,
             beneficiary_id=beneficiary_id,
             entitlement_id=entitlement_id,
             reason=reason,
@@ -96,7 +151,7 @@ def log_failure(
             point_id=user.payout_point_id if user else None,
             user_id=user.id if user else None,
             status=FailureStatus.OPEN,
-            due_by=follow_up_due(today_local()),
+            due_by=follow_up_due(today_local(), reason),
             note="",
         )
         session.add(failure)
@@ -113,6 +168,7 @@ def log_failure(
                 "beneficiary_id": beneficiary_id,
                 "entitlement_id": entitlement_id,
                 "channel": channel.value if channel else None,
+                "case": is_case,
             },
         )
     log.info("failure recorded: id=%s reason=%s", failure.id, reason.value)

@@ -243,6 +243,7 @@ def log_failure(code: str) -> Any:
         reason=reason,
         detail=form.detail.data or "",
         beneficiary_id=person.id,
+        escalated=True,  # logged by a person: work for the follow-up queue
     )
     flash(_("Failure recorded for follow-up (case %(id)s).", id=failure.id), "success")
     return redirect(url_for("counter.beneficiary", code=person.code), code=303)

@@ -309,6 +309,14 @@ def test_every_action_a_day_leaves_in_the_database_is_an_audit_action(
         },
     )
     assert failure.status_code == 303, failure.get_data(as_text=True)[:300]
+    follow_up = bearer(api_token(client, "supervisor1"))
+    case = client.get("/api/v1/failures", headers=follow_up).get_json()["items"][0]
+    worked = client.patch(
+        f"/api/v1/failures/{case['id']}",
+        json={"status": "in_progress", "note": "Gọi lại thứ Hai"},
+        headers=follow_up,
+    )
+    assert worked.status_code == 200, worked.get_json()
     verified = client.post(
         "/api/v1/verifications",
         json={

@@ -1,0 +1,296 @@
+"""The follow-up queue: failures listed, reported, assigned, noted and closed.
+
+Scope follows the policy: staff see their point's failures and may report one;
+the point's supervisor works them (status, owner, notes); auditors read every
+point's and change nothing. A failure outside someone's scope looks like none.
+Cases close themselves when their entitlement is paid (``services.payouts``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from terminal.clock import to_local, today_local
+from terminal.db import write_transaction
+from terminal.messages import detail_text
+from terminal.models import (
+    Area,
+    AuditAction,
+    Beneficiary,
+    Channel,
+    Entitlement,
+    Failure,
+    FailureNote,
+    FailureReason,
+    FailureStatus,
+    PayoutPoint,
+    User,
+    utcnow,
+)
+from terminal.policy import Permission, point_of, require, sees_point
+from terminal.services.audit import record_event
+from terminal.services.errors import InvalidInput, NotFound, Refused
+from terminal.services.failures import log_failure, params_of
+from terminal.text import clean_text, fold, mask_name
+
+log = logging.getLogger("terminal")
+
+MAX_ID = 2**62
+OPEN_STATUSES = (FailureStatus.OPEN, FailureStatus.IN_PROGRESS)
+MAX_NOTE = 2000
+
+
+@dataclass(frozen=True)
+class FailureFilter:
+    """What a list of failures is narrowed to."""
+
+    status: FailureStatus | None = None
+    reason: FailureReason | None = None
+    point_code: str | None = None
+    commune: str | None = None
+    overdue: bool = False
+    case: bool | None = None
+
+
+def report(
+    session: Session,
+    user: User,
+    *,
+    beneficiary_code: str,
+    reason: FailureReason,
+    entitlement_id: int | None = None,
+    detail: str = "",
+    channel: Channel | None = None,
+    provider_ref: str | None = None,
+) -> Failure:
+    """Record a failure a person reports (a case: they chose to escalate it)."""
+    require(user, Permission.COUNTER)
+    person = session.scalar(select(Beneficiary).where(Beneficiary.code == beneficiary_code))
+    scope = point_of(user)
+    if person is None or (scope is not None and not _serves(session, scope, person.commune_id)):
+        raise NotFound("no such beneficiary", code="beneficiary_not_found")
+    if entitlement_id is not None:
+        owner = session.scalar(
+            select(Entitlement.beneficiary_id).where(Entitlement.id == entitlement_id)
+        )
+        if owner != person.id:
+            raise NotFound(
+                "no such entitlement for this beneficiary",
+                code="entitlement_not_found",
+                entitlement_id=entitlement_id,
+            )
+    return log_failure(
+        session,
+        user=user,
+        reason=reason,
+        detail=detail,
+        beneficiary_id=person.id,
+        entitlement_id=entitlement_id,
+        channel=channel,
+        provider_ref=provider_ref,
+        escalated=True,
+    )
+
+
+def _serves(session: Session, point_id: int, commune_id: int) -> bool:
+    """Tell whether a point serves a commune."""
+    from terminal.models import point_communes
+
+    return (
+        session.scalar(
+            select(point_communes.c.commune_id).where(
+                point_communes.c.point_id == point_id, point_communes.c.commune_id == commune_id
+            )
+        )
+        is not None
+    )
+
+
+def _query(user: User, filters: FailureFilter) -> Select[Any]:
+    """Build the failures query within what the user may see."""
+    query = select(Failure)
+    point = point_of(user)
+    if point is not None:
+        query = query.where(Failure.point_id == point)
+    if filters.status is not None:
+        query = query.where(Failure.status == filters.status)
+    if filters.reason is not None:
+        query = query.where(Failure.reason == filters.reason)
+    if filters.case is not None:
+        query = query.where(Failure.is_case.is_(filters.case))
+    if filters.point_code:
+        query = query.where(
+            Failure.point_id.in_(
+                select(PayoutPoint.id).where(PayoutPoint.code == filters.point_code.upper())
+            )
+        )
+    if filters.commune:
+        communes = select(Area.id).where(Area.name_key == fold(filters.commune))
+        query = query.where(
+            Failure.beneficiary_id.in_(
+                select(Beneficiary.id).where(Beneficiary.commune_id.in_(communes))
+            )
+        )
+    if filters.overdue:
+        query = query.where(
+            Failure.is_case.is_(True),
+            Failure.status.in_(OPEN_STATUSES),
+            Failure.due_by < today_local(),
+        )
+    return query
+
+
+def page(
+    session: Session, user: User, filters: FailureFilter, *, after: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Return one page of failures, newest first, and the cursor of the next page."""
+    require(user, Permission.FOLLOW_UP)
+    query = _query(user, filters)
+    if after:
+        if not (after.isascii() and after.isdigit()) or int(after) > MAX_ID:
+            raise InvalidInput("bad cursor", code="invalid_request")
+        query = query.where(Failure.id < int(after))
+    rows = list(session.scalars(query.order_by(Failure.id.desc()).limit(limit + 1)))
+    cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        cursor = str(rows[-1].id)
+    today = today_local()
+    return [item_of(failure, today) for failure in rows], cursor
+
+
+def is_overdue(failure: Failure, today: date) -> bool:
+    """Tell whether an unsettled case is past its deadline."""
+    return failure.is_case and failure.status in OPEN_STATUSES and failure.due_by < today
+
+
+def item_of(failure: Failure, today: date | None = None) -> dict[str, Any]:
+    """Return a failure as the API lists it (the name masked, as in every list)."""
+    today = today or today_local()
+    person = failure.beneficiary
+    opened = to_local(failure.created_at).date()
+    return {
+        "id": failure.id,
+        "case": failure.is_case,
+        "reason": failure.reason.value,
+        "status": failure.status.value,
+        "beneficiary_code": person.code if person else None,
+        "beneficiary_name": mask_name(person.full_name) if person else None,
+        "entitlement_id": failure.entitlement_id,
+        "detail": failure.detail or detail_text(failure.detail_code, params_of(failure)),
+        "detail_code": failure.detail_code,
+        "channel": failure.channel.value if failure.channel else None,
+        "provider_ref": failure.provider_ref,
+        "point": failure.point.code if failure.point else None,
+        "commune": person.commune.name if person else None,
+        "created_at": to_local(failure.created_at),
+        "updated_at": to_local(failure.updated_at) if failure.updated_at else None,
+        "due_by": failure.due_by,
+        "age_days": (today - opened).days,
+        "overdue": is_overdue(failure, today),
+        "owner": failure.assignee.username if failure.assignee else None,
+        "note": failure.note,
+        "notes": len(failure.notes),
+        "resolved_payout_id": failure.resolved_payout_id,
+    }
+
+
+def get_failure(session: Session, user: User, failure_id: int) -> Failure:
+    """Return a failure the user may see, or NotFound."""
+    require(user, Permission.FOLLOW_UP)
+    failure = session.get(Failure, failure_id) if 1 <= failure_id <= MAX_ID else None
+    if failure is None or not sees_point(user, failure.point_id):
+        raise NotFound("no such failure", code="failure_not_found")
+    return failure
+
+
+_UNSET: Any = object()
+
+
+def update(
+    session: Session,
+    user: User,
+    failure_id: int,
+    *,
+    status: FailureStatus | None = None,
+    note: str | None = None,
+    assignee: str | None = _UNSET,
+) -> Failure:
+    """Change a case's status, add a note to its thread, or give it an owner (audited).
+
+    The point's supervisor only. An attempt worked on becomes a case. ``assignee``
+    names a user of the same point, or None to leave the case without an owner.
+    """
+    require(user, Permission.SUPERVISE)
+    text = clean_text(note or "").strip() if note is not None else None
+    if text is not None and not 1 <= len(text) <= MAX_NOTE:
+        raise InvalidInput(f"a note has 1-{MAX_NOTE} characters", code="note_invalid")
+    with write_transaction(session):
+        failure = get_failure(session, user, failure_id)
+        owner_id = failure.assignee_id
+        if assignee is not _UNSET:
+            owner_id = _assignee_id(session, failure, assignee)
+        changes: dict[str, Any] = {}
+        now = utcnow()
+        if status is not None and status is not failure.status:
+            changes["status"] = [failure.status.value, status.value]
+            failure.status = status
+            failure.resolved_at = now if status is FailureStatus.RESOLVED else None
+            if status is not FailureStatus.RESOLVED:
+                failure.resolved_payout_id = None
+        if owner_id != failure.assignee_id:
+            changes["assignee_id"] = [failure.assignee_id, owner_id]
+            failure.assignee_id = owner_id
+        if text:
+            session.add(FailureNote(failure_id=failure.id, user_id=user.id, text=text))
+            failure.note = text
+            changes["note"] = True
+        if not changes:
+            return failure
+        if not failure.is_case:
+            failure.is_case = True
+            changes["case"] = True
+        failure.updated_at = now
+        session.flush()
+        record_event(
+            session,
+            actor=user.username,
+            action=AuditAction.FAILURE_UPDATED,
+            object_type="failure",
+            object_id=failure.id,
+            data=changes,
+        )
+    session.refresh(failure)
+    log.info("failure updated: id=%s changes=%s", failure.id, sorted(changes))
+    return failure
+
+
+def _assignee_id(session: Session, failure: Failure, username: str | None) -> int | None:
+    """Return the id of a case's new owner: an active user of the case's point."""
+    if username is None or username == "":
+        return None
+    owner = session.scalar(select(User).where(User.username == username.strip()))
+    if owner is None or not owner.active or owner.payout_point_id != failure.point_id:
+        raise Refused(
+            "the owner must be an active user of the case's payout point",
+            code="assignee_invalid",
+        )
+    return owner.id
+
+
+def thread(failure: Failure) -> list[dict[str, Any]]:
+    """Return a case's notes, oldest first."""
+    return [
+        {
+            "at": to_local(note.created_at),
+            "author": note.user.username if note.user else None,
+            "text": note.text,
+        }
+        for note in failure.notes
+    ]
