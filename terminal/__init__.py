@@ -66,8 +66,10 @@ def configure_logging(app: Flask) -> None:
 
 def select_locale() -> str:
     """Pick the page language: the user's choice, else Vietnamese."""
-    from flask import current_app
+    from flask import current_app, has_request_context
 
+    if not has_request_context():  # the command line speaks the terminal's language
+        return current_app.config["DEFAULT_LOCALE"]
     chosen = session.get("lang")
     if chosen in LOCALES:
         return chosen

@@ -366,6 +366,22 @@ def cash_float(point: str, advance: str, day: str | None) -> None:
     )
 
 
+@click.command("followup-summary")
+@click.option("--date", "day", default=None, help="YYYY-MM-DD; today in Vietnam if left out.")
+@service_command
+def followup_summary(day: str | None) -> None:
+    """Print the day's follow-up summary as plain text, ready to paste into a message."""
+    from terminal.clock import check_day, parse_iso_date
+    from terminal.services.followup import daily_summary, summary_text
+
+    try:
+        business_date = check_day(parse_iso_date(day)) if day is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--date'") from None
+    with _session() as session:
+        click.echo(summary_text(daily_summary(session, None, business_date)))
+
+
 @click.command("serve")
 @click.option(
     "--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="$HOST or 127.0.0.1"
@@ -409,6 +425,7 @@ commands = [
     verify_receipt,
     audit_verify,
     cash_float,
+    followup_summary,
     serve,
 ]
 

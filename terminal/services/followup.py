@@ -294,3 +294,139 @@ def thread(failure: Failure) -> list[dict[str, Any]]:
         }
         for note in failure.notes
     ]
+
+
+# ---- the daily summary -------------------------------------------------------------
+
+
+@dataclass
+class PointDay:
+    """One point's follow-up figures of a day."""
+
+    district: str
+    point: str
+    opened: int = 0
+    resolved: int = 0
+    open: int = 0
+    overdue: int = 0
+
+
+@dataclass
+class DailySummary:
+    """What the pilot's chat group gave every evening, from the queue itself."""
+
+    day: date
+    points: list[PointDay]
+    overdue_by_owner: dict[str, int]
+    overdue_by_reason: dict[str, int]
+
+    @property
+    def totals(self) -> PointDay:
+        """Return the figures of every point together."""
+        total = PointDay(district="", point="")
+        for row in self.points:
+            total.opened += row.opened
+            total.resolved += row.resolved
+            total.open += row.open
+            total.overdue += row.overdue
+        return total
+
+
+def daily_summary(session: Session, user: User | None, day: date | None = None) -> DailySummary:
+    """Count the cases opened and resolved on a day, and those open or overdue at its end.
+
+    ``user`` None is the command line (every point); otherwise the user's scope.
+    Attempts are not counted: they are not work.
+    """
+    from terminal.clock import day_bounds
+
+    if user is not None:
+        require(user, Permission.FOLLOW_UP)
+    day = day or today_local()
+    start, end = day_bounds(day)
+    scope = point_of(user) if user is not None else None
+    query = select(Failure).where(Failure.is_case.is_(True), Failure.created_at < end)
+    if scope is not None:
+        query = query.where(Failure.point_id == scope)
+    rows: dict[str, PointDay] = {}
+    by_owner: dict[str, int] = {}
+    by_reason: dict[str, int] = {}
+    for failure in session.scalars(query.execution_options(yield_per=1000)):
+        point = failure.point
+        key = point.code if point else "-"
+        row = rows.get(key)
+        if row is None:
+            district = point.district.name if point else "-"
+            row = rows[key] = PointDay(district=district, point=key)
+        if start <= failure.created_at < end:
+            row.opened += 1
+        if failure.resolved_at is not None and start <= failure.resolved_at < end:
+            row.resolved += 1
+        still_open = failure.status in OPEN_STATUSES or (
+            failure.resolved_at is not None and failure.resolved_at >= end
+        )
+        if not still_open:
+            continue
+        row.open += 1
+        if failure.due_by < day:
+            row.overdue += 1
+            owner = failure.assignee.username if failure.assignee else ""
+            by_owner[owner] = by_owner.get(owner, 0) + 1
+            by_reason[failure.reason.value] = by_reason.get(failure.reason.value, 0) + 1
+    points = sorted(rows.values(), key=lambda r: (r.district, r.point))
+    return DailySummary(
+        day=day,
+        points=[r for r in points if r.opened or r.resolved or r.open],
+        overdue_by_owner=dict(sorted(by_owner.items(), key=lambda kv: (-kv[1], kv[0]))),
+        overdue_by_reason=dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
+    )
+
+
+def summary_text(summary: DailySummary) -> str:
+    """Return the summary as plain text, ready to paste into a message."""
+    from flask_babel import gettext as _
+
+    from terminal.formatting import format_date
+    from terminal.labels import REASON
+
+    total = summary.totals
+    lines = [
+        _("Follow-up %(day)s", day=format_date(summary.day)),
+        _(
+            "Opened %(opened)d · resolved %(resolved)d · open %(open)d · overdue %(overdue)d",
+            opened=total.opened,
+            resolved=total.resolved,
+            open=total.open,
+            overdue=total.overdue,
+        ),
+    ]
+    district = None
+    for row in summary.points:
+        if row.district != district:
+            district = row.district
+            lines += ["", f"{district}:"]
+        lines.append(
+            "- "
+            + _(
+                "%(point)s: opened %(opened)d, resolved %(resolved)d, open %(open)d, "
+                "overdue %(overdue)d",
+                point=row.point,
+                opened=row.opened,
+                resolved=row.resolved,
+                open=row.open,
+                overdue=row.overdue,
+            )
+        )
+    if summary.overdue_by_owner:
+        lines += ["", _("Overdue by owner:")]
+        nobody = _("(no owner)")
+        for owner, count in summary.overdue_by_owner.items():
+            lines.append(f"- {owner or nobody}: {count}")
+    if summary.overdue_by_reason:
+        lines += ["", _("Overdue by reason:")]
+        for reason, count in summary.overdue_by_reason.items():
+            label = next((str(v) for k, v in REASON.items() if k.value == reason), reason)
+            lines.append(f"- {label}: {count}")
+    if not summary.points:
+        lines += ["", _("No cases.")]
+    return "\n".join(lines)
