@@ -124,9 +124,10 @@ def app_config(name: str) -> Any:
 def register_blueprints(app: Flask) -> None:
     """Register every blueprint, one per domain."""
     from terminal import api
-    from terminal.views import admin, auth, counter, home, receipts, roster
+    from terminal.views import admin, auth, counter, followup, home, receipts, roster
 
-    for blueprint in (auth.bp, home.bp, counter.bp, receipts.bp, admin.bp, roster.bp, api.bp):
+    blueprints = (auth.bp, home.bp, counter.bp, followup.bp, receipts.bp, admin.bp, roster.bp)
+    for blueprint in (*blueprints, api.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # the API authenticates by bearer token, never by cookie
 

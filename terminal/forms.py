@@ -204,3 +204,11 @@ class CashFloatForm(FlaskForm):
         validators=[DataRequired(), Length(max=30)],
         description=_l("For example 50.000.000"),
     )
+
+
+class CaseForm(FlaskForm):
+    """A supervisor's work on a follow-up case."""
+
+    status = SelectField(_l("Status"), validate_choice=True)
+    assignee = SelectField(_l("Owner"), validate_choice=True)
+    note = TextAreaField(_l("Add a note"), validators=[Optional(), Length(max=2000)])

@@ -165,6 +165,29 @@ def page(
     return [item_of(failure, today) for failure in rows], cursor
 
 
+QUEUE_LIMIT = 500
+
+
+def queue(session: Session, user: User, filters: FailureFilter) -> list[Failure]:
+    """Return the open cases the user may see, oldest first (the work to do)."""
+    require(user, Permission.FOLLOW_UP)
+    query = _query(user, filters).where(Failure.is_case.is_(True))
+    if filters.status is None:
+        query = query.where(Failure.status.in_(OPEN_STATUSES))
+    return list(session.scalars(query.order_by(Failure.created_at, Failure.id).limit(QUEUE_LIMIT)))
+
+
+def owners(session: Session, failure: Failure) -> list[User]:
+    """Return who may own a case: the active users of its point."""
+    return list(
+        session.scalars(
+            select(User)
+            .where(User.payout_point_id == failure.point_id, User.active.is_(True))
+            .order_by(User.username)
+        )
+    )
+
+
 def is_overdue(failure: Failure, today: date) -> bool:
     """Tell whether an unsettled case is past its deadline."""
     return failure.is_case and failure.status in OPEN_STATUSES and failure.due_by < today

@@ -49,6 +49,13 @@ TILES: list[Tile] = [
         "tile-cash",
     ),
     Tile(
+        "follow_up",
+        "followup.queue",
+        _l("Follow-up"),
+        _l("Failed payments to chase: open cases oldest first, owners, notes, the daily summary."),
+        "tile-followup",
+    ),
+    Tile(
         "admin",
         "admin.users",
         _l("Users"),

@@ -214,3 +214,81 @@ def test_the_receipt_qr_opens_a_page_saying_genuine(page, counter_server):
     assert "540.000 đ" in visitor.get_by_test_id("check-amount").inner_text()
     shoot(visitor, "receipt-check-genuine")
     visitor.close()
+
+
+# ---- the follow-up queue ----------------------------------------------------------------
+
+
+def open_cases(page, base, count=3):
+    """Report failures through the API as the clerk would from a tablet."""
+    token = page.request.post(
+        base + "/api/v1/tokens", data={"username": "clerk", "password": "clerk-demo-2021"}
+    ).json()["token"]
+    ids = []
+    for reason in ("otp_not_received", "recipient_absent", "other")[:count]:
+        made = page.request.post(
+            base + "/api/v1/failures",
+            data={"beneficiary_code": "TTH0000002", "reason": reason, "detail": "Báo từ quầy"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert made.status == 201, made.text()
+        ids.append(made.json()["id"])
+    return ids
+
+
+def test_a_supervisor_works_the_queue_by_keyboard(page, counter_server):
+    base = counter_server
+    ids = open_cases(page, base)
+    sign_in(page, base, "supervisor")
+    page.goto(base + "/followup/")
+    rows = page.get_by_test_id("case-row")
+    assert rows.count() >= 3
+    shoot(page, "followup-queue")
+    page.get_by_test_id("case-link").first.focus()
+    page.keyboard.press("Enter")
+    page.get_by_test_id("case-form").wait_for()
+    # The status has focus: one step down is "in progress", the next field the owner.
+    assert focused_testid(page) == "case-status-select"
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Tab")
+    assert focused_testid(page) == "case-owner-select"
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Tab")
+    assert focused_testid(page) == "case-note"
+    page.keyboard.type("Đã gọi điện, hẹn chi trả thứ Hai")
+    page.keyboard.press("Tab")
+    assert focused_testid(page) == "case-save"
+    page.keyboard.press("Enter")
+    page.get_by_test_id("flash-success").wait_for()
+    assert "Đã gọi điện, hẹn chi trả thứ Hai" in page.get_by_test_id("thread").inner_text()
+    assert "đang xử lý" in page.get_by_test_id("case-status").inner_text()
+    assert page.get_by_test_id("case-owner").inner_text() != "(chưa giao)"
+    shoot(page, "followup-case")
+    page.goto(base + "/followup/summary")
+    text = page.get_by_test_id("summary-text").input_value()
+    assert text.startswith("Theo dõi xử lý ngày") and "Mở mới" in text
+    shoot(page, "followup-summary")
+    assert ids
+
+
+def test_a_supervisor_works_the_queue_by_touch_on_a_tablet(tablet, counter_server):
+    base = counter_server
+    open_cases(tablet, base, count=1)
+    tablet.goto(base + "/login")
+    tablet.fill("#username", "supervisor")
+    tablet.fill("#password", "supervisor-demo-2021")
+    tablet.get_by_test_id("login-submit").tap()
+    tablet.wait_for_url(base + "/")
+    tablet.get_by_test_id("tile-followup").tap()
+    tablet.get_by_test_id("queue").wait_for()
+    tablet.get_by_test_id("case-link").first.tap()
+    tablet.get_by_test_id("case-form").wait_for()
+    for testid in ("case-status-select", "case-owner-select", "case-save"):
+        box = tablet.get_by_test_id(testid).bounding_box()
+        assert box["height"] >= 44, (testid, box)
+    tablet.get_by_test_id("case-status-select").select_option("resolved")
+    tablet.get_by_test_id("case-note").fill("Người nhà nhận thay, đã chi")
+    tablet.get_by_test_id("case-save").tap()
+    tablet.get_by_test_id("flash-success").wait_for()
+    assert "đã xử lý" in tablet.get_by_test_id("case-status").inner_text()
+    shoot(tablet, "followup-case-tablet")

@@ -28,6 +28,7 @@ EXPECTED: dict[str, set[str] | str] = {
     "roster.": {"admin"},
     "counter.reverse": {"supervisor"},
     "counter.": {"clerk", "agent", "delivery", "supervisor"},
+    "followup.": {"clerk", "agent", "delivery", "supervisor", "auditor"},
     "api.create_token": PUBLIC,
     "api.openapi": PUBLIC,
     "api.delete_token": ALL,

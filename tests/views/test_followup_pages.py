@@ -1,0 +1,111 @@
+"""The follow-up pages: the queue oldest first, working a case, the daily summary."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from terminal.clock import today_local
+from terminal.db import write_transaction
+from terminal.models import AuditEvent, Failure, FailureNote, FailureReason, utcnow
+from terminal.services.failures import log_failure
+from tests.conftest import csrf_from
+from tests.factories import make_beneficiary
+
+
+def cases(session, world):
+    clerk, clerk_b = world.users["clerk"], world.users_b["clerk"]
+    here = make_beneficiary(session, "TTH0000001", commune=world.point_a.communes[0])
+    there = make_beneficiary(
+        session, "TTH0000003", commune=world.point_b.communes[0], id_number="046160000009"
+    )
+    old = log_failure(
+        session, user=clerk, reason=FailureReason.OTP_NOT_RECEIVED, beneficiary_id=here.id
+    )
+    new = log_failure(
+        session, user=clerk, reason=FailureReason.RECIPIENT_ABSENT, beneficiary_id=here.id
+    )
+    theirs = log_failure(session, user=clerk_b, reason=FailureReason.OTHER, beneficiary_id=there.id)
+    with write_transaction(session):
+        session.execute(
+            update(Failure)
+            .where(Failure.id == old.id)
+            .values(
+                created_at=utcnow() - timedelta(days=8),
+                due_by=today_local() - timedelta(days=6),
+            )
+        )
+    return old, new, theirs
+
+
+def test_the_queue_lists_the_points_cases_oldest_first_with_overdue_marked(as_role, world, session):
+    old, new, theirs = cases(session, world)
+    page = as_role("supervisor").get("/followup/").get_data(as_text=True)
+    assert page.index(f"#{old.id}<") < page.index(f"#{new.id}<")
+    assert f"#{theirs.id}<" not in page
+    assert page.count('data-testid="overdue"') == 1
+    assert "Lê Thị Hương" not in page  # masked in lists
+    overdue = as_role("supervisor").get("/followup/?overdue=1").get_data(as_text=True)
+    assert f"#{old.id}<" in overdue and f"#{new.id}<" not in overdue
+    everywhere = as_role("auditor").get("/followup/").get_data(as_text=True)
+    assert all(f"#{c.id}<" in everywhere for c in (old, new, theirs))
+    by_reason = as_role("auditor").get("/followup/?reason=other&point=plvt").get_data(as_text=True)
+    assert f"#{theirs.id}<" in by_reason and f"#{old.id}<" not in by_reason
+    # Junk filters are ignored, not errors.
+    assert as_role("auditor").get("/followup/?reason=%00x&commune=" + "x" * 500).status_code in (
+        200,
+        400,
+    )
+
+
+def test_the_supervisor_works_a_case_and_staff_only_read(as_role, world, session):
+    old, _new, theirs = cases(session, world)
+    supervisor = as_role("supervisor")
+    url = f"/followup/{old.id}"
+    page = supervisor.get(url).get_data(as_text=True)
+    saved = supervisor.post(
+        url,
+        data={
+            "csrf_token": csrf_from(page),
+            "status": "in_progress",
+            "assignee": "clerk1",
+            "note": "Đã gọi nhà mạng, chờ gửi lại OTP",
+        },
+    )
+    assert saved.status_code == 303, saved.get_data(as_text=True)[:500]
+    shown = supervisor.get(url).get_data(as_text=True)
+    assert "Đã gọi nhà mạng, chờ gửi lại OTP" in shown and "clerk1" in shown
+    session.rollback()
+    failure = session.get(Failure, old.id)
+    assert (failure.status, failure.assignee.username) == ("in_progress", "clerk1")
+    assert session.scalar(select(FailureNote.text)) == "Đã gọi nhà mạng, chờ gửi lại OTP"
+    assert session.scalar(select(AuditEvent.action).where(AuditEvent.action == "failure.updated"))
+    # An owner that is not a choice is refused, and changes nothing.
+    bad = supervisor.post(
+        url, data={"csrf_token": csrf_from(shown), "status": "open", "assignee": "clerkb"}
+    )
+    assert bad.status_code == 400
+    session.rollback()
+    assert session.get(Failure, old.id).status == "in_progress"
+    # The clerk reads the case but has no form, and a post is refused.
+    clerk = as_role("clerk")
+    page = clerk.get(url).get_data(as_text=True)
+    assert 'data-testid="case-form"' not in page and "Đã gọi nhà mạng" in page
+    token = csrf_from(clerk.get("/counter/").get_data(as_text=True))
+    assert clerk.post(url, data={"csrf_token": token, "status": "resolved"}).status_code == 403
+    # Another point's case looks like none.
+    assert supervisor.get(f"/followup/{theirs.id}").status_code == 404
+
+
+def test_the_daily_summary_page(as_role, world, session):
+    cases(session, world)
+    page = as_role("supervisor").get("/followup/summary").get_data(as_text=True)
+    assert 'data-testid="summary"' in page and "HTBD" in page and "PLVT" not in page
+    assert "Theo dõi xử lý ngày" in page
+    audited = as_role("auditor").get("/followup/summary").get_data(as_text=True)
+    assert "PLVT" in audited
+    earlier = as_role("auditor").get("/followup/summary?date=2021-10-04").get_data(as_text=True)
+    assert "04/10/2021" in earlier
+    bad = as_role("auditor").get("/followup/summary?date=9999-99-99")
+    assert bad.status_code == 200
