@@ -133,6 +133,9 @@ DETAILS = {
     "verification.id_mismatch": _l("The ID number does not match the record."),
     "verification.birth_date_differs": _l("The card's date of birth differs from the record."),
     "verification.birth_year_differs": _l("The card's year of birth differs from the record."),
+    "followup.two_missed_periods": _l(
+        "Nothing collected in %(periods)s: reach them before a third month suspends them."
+    ),
     "payment.system_error": _l(
         "The terminal failed while recording the payment (%(error)s); nothing was paid."
     ),

@@ -453,3 +453,172 @@ def summary_text(summary: DailySummary) -> str:
     if not summary.points:
         lines += ["", _("No cases.")]
     return "\n".join(lines)
+
+
+# ---- two missed periods: reach them before the third ---------------------------------
+
+# Circular 02/2021/TT-BLĐTBXH: 3 months without collecting suspends a beneficiary; the
+# terminal lists those with 2 missed periods for the commune to reach before the third.
+MISSED_PERIODS = 2
+REACH_DETAIL = "followup.two_missed_periods"
+
+
+@dataclass(frozen=True)
+class AtRisk:
+    """A person who collected nothing in the last two ended periods."""
+
+    beneficiary_id: int
+    code: str
+    name: str
+    commune: str
+    village: str
+    phone: str
+    proxy: str
+    amount_due: int
+    case_id: int | None
+
+
+def at_risk(
+    session: Session, user: User, today: date | None = None
+) -> tuple[list[str], list[AtRisk]]:
+    """Return the last two ended periods and the people unpaid in both, by commune.
+
+    A period has ended when its month is over; only active beneficiaries are listed
+    (the roster stops the others). Names masked, phones masked, as in every list.
+    """
+    from sqlalchemy import and_, func
+    from sqlalchemy.orm import aliased
+
+    from terminal.models import BeneficiaryStatus, EntitlementStatus, Period, Proxy
+    from terminal.policy import commune_scope
+    from terminal.services.roster import period_code
+    from terminal.text import mask_phone
+
+    require(user, Permission.FOLLOW_UP)
+    current = period_code(today or today_local())
+    ended = list(
+        session.execute(
+            select(Period.id, Period.code)
+            .where(Period.code < current)
+            .order_by(Period.code.desc())
+            .limit(MISSED_PERIODS)
+        )
+    )
+    codes = [code for _id, code in reversed(ended)]
+    if len(ended) < MISSED_PERIODS:
+        return codes, []
+    query = select(Beneficiary).where(Beneficiary.status == BeneficiaryStatus.ACTIVE)
+    for period_id, _code in ended:
+        missed = aliased(Entitlement)
+        query = query.join(
+            missed,
+            and_(
+                missed.beneficiary_id == Beneficiary.id,
+                missed.period_id == period_id,
+                missed.status == EntitlementStatus.DUE,
+            ),
+        )
+    scope = commune_scope(session, user)
+    if scope is not None:
+        query = query.where(Beneficiary.commune_id.in_(scope or [-1]))
+    people = list(session.scalars(query.limit(QUEUE_LIMIT * 10)))
+    if not people:
+        return codes, []
+    ids = [p.id for p in people]
+    due = dict(
+        session.execute(
+            select(Entitlement.beneficiary_id, func.sum(Entitlement.amount_vnd))
+            .where(
+                Entitlement.beneficiary_id.in_(ids),
+                Entitlement.status == EntitlementStatus.DUE,
+            )
+            .group_by(Entitlement.beneficiary_id)
+        ).all()
+    )
+    cases = dict(
+        session.execute(
+            select(Failure.beneficiary_id, func.max(Failure.id))
+            .where(
+                Failure.beneficiary_id.in_(ids),
+                Failure.detail_code == REACH_DETAIL,
+                Failure.status.in_(OPEN_STATUSES),
+            )
+            .group_by(Failure.beneficiary_id)
+        ).all()
+    )
+    proxies: dict[int, str] = {}
+    for proxy in session.scalars(
+        select(Proxy).where(Proxy.beneficiary_id.in_(ids), Proxy.revoked_at.is_(None))
+    ):
+        proxies.setdefault(
+            proxy.beneficiary_id, f"{mask_name(proxy.full_name)} ({proxy.relationship_label})"
+        )
+    rows = [
+        AtRisk(
+            beneficiary_id=p.id,
+            code=p.code,
+            name=mask_name(p.full_name),
+            commune=p.commune.name,
+            village=p.village,
+            phone=mask_phone(p.phone),
+            proxy=proxies.get(p.id, ""),
+            amount_due=int(due.get(p.id, 0)),
+            case_id=cases.get(p.id),
+        )
+        for p in people
+    ]
+    rows.sort(key=lambda r: (fold(r.commune), r.village, r.code))
+    return codes, rows
+
+
+def open_reach_cases(session: Session, user: User, today: date | None = None) -> int:
+    """Open a case to reach each listed person who has none open; return how many."""
+    require(user, Permission.SUPERVISE)
+    codes, rows = at_risk(session, user, today)
+    opened = 0
+    for row in rows:
+        if row.case_id is not None:
+            continue
+        log_failure(
+            session,
+            user=user,
+            reason=FailureReason.RECIPIENT_ABSENT,
+            detail_code=REACH_DETAIL,
+            params={"periods": ", ".join(codes)},
+            beneficiary_id=row.beneficiary_id,
+            escalated=True,
+        )
+        opened += 1
+    return opened
+
+
+def at_risk_csv(codes: list[str], rows: list[AtRisk]) -> str:
+    """Return the list as CSV (masked, as on the page) for the commune's officers."""
+    import csv
+    import io
+
+    from terminal.services.payout_log import safe_cell
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["commune", "village", "code", "name", "phone", "proxy", "amount_due", "missed", "case"]
+    )
+    for r in rows:
+        writer.writerow(
+            [
+                safe_cell(v)
+                for v in (
+                    r.commune,
+                    r.village,
+                    r.code,
+                    r.name,
+                    r.phone,
+                    r.proxy,
+                    r.amount_due,
+                    " ".join(codes),
+                    r.case_id or "",
+                )
+            ]
+        )
+    return out.getvalue()

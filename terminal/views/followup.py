@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from terminal.authz import allow
 from terminal.clock import check_day, parse_iso_date, today_local
 from terminal.db import get_session
-from terminal.forms import CaseForm
+from terminal.forms import ActionForm, CaseForm
 from terminal.labels import FAILURE_STATUS, REASON
 from terminal.messages import message_for
 from terminal.models import FailureReason, FailureStatus
@@ -126,3 +136,31 @@ def summary() -> Any:
         text=followup.summary_text(result),
         reasons=REASON,
     )
+
+
+@bp.route("/at-risk")
+@allow("follow_up")
+def at_risk() -> Any:
+    """People unpaid in the last two ended periods, by commune; ``?format=csv`` too."""
+    codes, rows = followup.at_risk(get_session(), g.user)
+    if request.args.get("format") == "csv":
+        response = Response(followup.at_risk_csv(codes, rows), mimetype="text/csv")
+        response.headers["Content-Disposition"] = 'attachment; filename="two-missed-periods.csv"'
+        return response
+    return render_template(
+        "followup/at_risk.html",
+        codes=codes,
+        rows=rows,
+        form=ActionForm() if may(g.user, "supervise") else None,
+    )
+
+
+@bp.route("/at-risk/cases", methods=["POST"])
+@allow("supervise")
+def open_reach_cases() -> Any:
+    """Open a case to reach each listed person who has none (the point's supervisor)."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    opened = followup.open_reach_cases(get_session(), g.user)
+    flash(_("%(n)d cases opened.", n=opened), "success")
+    return redirect(url_for("followup.at_risk"), code=303)

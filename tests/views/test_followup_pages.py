@@ -109,3 +109,71 @@ def test_the_daily_summary_page(as_role, world, session):
     assert "04/10/2021" in earlier
     bad = as_role("auditor").get("/followup/summary?date=9999-99-99")
     assert bad.status_code == 200
+
+
+def test_two_missed_periods_are_listed_reached_and_exported(as_role, world, session):
+    from terminal.models import Entitlement, Period
+
+    commune = world.point_a.communes[0]
+    both = make_beneficiary(
+        session,
+        "TTH0000011",
+        commune=commune,
+        full_name="Trần Thị Lan",
+        phone="0912345678",
+        periods=(("2021-09", 0), ("2021-10", 0)),
+        proxy={"full_name": "Hồ Văn Nam", "id_number": "046080000012", "relationship": "Con"},
+    )
+    make_beneficiary(
+        session, "TTH0000012", commune=commune, id_number="046160000012", periods=(("2021-10", 0),)
+    )
+    paid = make_beneficiary(
+        session,
+        "TTH0000013",
+        commune=commune,
+        id_number="046160000013",
+        periods=(("2021-09", 0), ("2021-10", 0)),
+    )
+    make_beneficiary(
+        session,
+        "TTH0000014",
+        commune=world.point_b.communes[0],
+        id_number="046160000014",
+        periods=(("2021-09", 0), ("2021-10", 0)),
+    )
+    with write_transaction(session):
+        october = session.scalar(select(Period.id).where(Period.code == "2021-10"))
+        session.execute(
+            update(Entitlement)
+            .where(Entitlement.beneficiary_id == paid.id, Entitlement.period_id == october)
+            .values(status="paid")
+        )
+    supervisor = as_role("supervisor")
+    page = supervisor.get("/followup/at-risk").get_data(as_text=True)
+    assert page.count('data-testid="at-risk-row"') == 1
+    assert "TTH0000011" in page and "Trần Thị Lan" not in page and "0912345678" not in page
+    assert "2021-09" in page and "2021-10" in page and "Con" in page
+    token = csrf_from(page)
+    opened = supervisor.post("/followup/at-risk/cases", data={"csrf_token": token})
+    assert opened.status_code == 303
+    again = supervisor.post("/followup/at-risk/cases", data={"csrf_token": token})
+    assert again.status_code == 303
+    session.rollback()
+    cases = session.scalars(
+        select(Failure).where(Failure.detail_code == "followup.two_missed_periods")
+    ).all()
+    assert [(c.beneficiary_id, c.reason, c.is_case) for c in cases] == [
+        (both.id, "recipient_absent", True)
+    ]
+    page = supervisor.get("/followup/at-risk").get_data(as_text=True)
+    assert f"#{cases[0].id}<" in page
+    csv_text = supervisor.get("/followup/at-risk?format=csv").get_data(as_text=True)
+    assert csv_text.splitlines()[0].startswith("commune,village,code")
+    assert "TTH0000011" in csv_text and "0912345678" not in csv_text
+    # The clerk reads the list but cannot open cases from it; the auditor sees every point.
+    clerk = as_role("clerk")
+    assert "at-risk-open" not in clerk.get("/followup/at-risk").get_data(as_text=True)
+    clerk_token = csrf_from(clerk.get("/counter/").get_data(as_text=True))
+    refused = clerk.post("/followup/at-risk/cases", data={"csrf_token": clerk_token})
+    assert refused.status_code == 403
+    assert "TTH0000014" in as_role("auditor").get("/followup/at-risk").get_data(as_text=True)

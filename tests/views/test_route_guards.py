@@ -41,6 +41,7 @@ EXPECTED: dict[str, set[str] | str] = {
     "api.get_cash_float": {"clerk", "agent", "delivery", "supervisor"},
     "api.put_cash_float": {"supervisor"},
     "api.create_reversal": {"supervisor"},
+    "followup.open_reach_cases": {"supervisor"},
     "api.create_failure": {"clerk", "agent", "delivery", "supervisor"},
     "api.list_failures": {"clerk", "agent", "delivery", "supervisor", "auditor"},
     "api.update_failure": {"supervisor"},
