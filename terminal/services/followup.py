@@ -371,16 +371,21 @@ def daily_summary(session: Session, user: User | None, day: date | None = None) 
     query = select(Failure).where(Failure.is_case.is_(True), Failure.created_at < end)
     if scope is not None:
         query = query.where(Failure.point_id == scope)
-    rows: dict[str, PointDay] = {}
+    rows: dict[tuple[str, str], PointDay] = {}
     by_owner: dict[str, int] = {}
     by_reason: dict[str, int] = {}
     for failure in session.scalars(query.execution_options(yield_per=1000)):
         point = failure.point
-        key = point.code if point else "-"
-        row = rows.get(key)
+        if point is not None:
+            district, code = point.district.name, point.code
+        else:
+            # A roster's data error belongs to no point: counted in the person's district.
+            commune = failure.beneficiary.commune if failure.beneficiary else None
+            district = commune.parent.name if commune and commune.parent else ""
+            code = ""
+        row = rows.get((district, code))
         if row is None:
-            district = point.district.name if point else "-"
-            row = rows[key] = PointDay(district=district, point=key)
+            row = rows[(district, code)] = PointDay(district=district, point=code)
         if start <= failure.created_at < end:
             row.opened += 1
         if failure.resolved_at is not None and start <= failure.resolved_at < end:
@@ -427,13 +432,14 @@ def summary_text(summary: DailySummary) -> str:
     for row in summary.points:
         if row.district != district:
             district = row.district
-            lines += ["", f"{district}:"]
+            heading = district or _("(no district)")
+            lines += ["", f"{heading}:"]
         lines.append(
             "- "
             + _(
                 "%(point)s: opened %(opened)d, resolved %(resolved)d, open %(open)d, "
                 "overdue %(overdue)d",
-                point=row.point,
+                point=row.point or _("roster data"),
                 opened=row.opened,
                 resolved=row.resolved,
                 open=row.open,
