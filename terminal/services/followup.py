@@ -598,6 +598,33 @@ def open_reach_cases(session: Session, user: User, today: date | None = None) ->
     return opened
 
 
+AT_RISK_COLUMNS = (
+    "commune",
+    "village",
+    "code",
+    "name",
+    "phone",
+    "proxy",
+    "amount_due",
+    "missed",
+    "case",
+)
+
+
+def _at_risk_cells(codes: list[str], row: AtRisk) -> list[Any]:
+    return [
+        row.commune,
+        row.village,
+        row.code,
+        row.name,
+        row.phone,
+        row.proxy,
+        row.amount_due,
+        " ".join(codes),
+        row.case_id or "",
+    ]
+
+
 def at_risk_csv(codes: list[str], rows: list[AtRisk]) -> str:
     """Return the list as CSV (masked, as on the page) for the commune's officers."""
     import csv
@@ -607,24 +634,27 @@ def at_risk_csv(codes: list[str], rows: list[AtRisk]) -> str:
 
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(
-        ["commune", "village", "code", "name", "phone", "proxy", "amount_due", "missed", "case"]
-    )
-    for r in rows:
-        writer.writerow(
-            [
-                safe_cell(v)
-                for v in (
-                    r.commune,
-                    r.village,
-                    r.code,
-                    r.name,
-                    r.phone,
-                    r.proxy,
-                    r.amount_due,
-                    " ".join(codes),
-                    r.case_id or "",
-                )
-            ]
+    writer.writerow(AT_RISK_COLUMNS)
+    for row in rows:
+        writer.writerow([safe_cell(v) for v in _at_risk_cells(codes, row)])
+    return out.getvalue()
+
+
+def at_risk_xlsx(codes: list[str], rows: list[AtRisk]) -> bytes:
+    """Return the list as an Excel workbook (text cells stay text, amounts numbers)."""
+    import io
+
+    from openpyxl import Workbook
+
+    from terminal.services.payout_log import safe_cell
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("two-missed-periods")
+    sheet.append(list(AT_RISK_COLUMNS))
+    for row in rows:
+        sheet.append(
+            [v if isinstance(v, int) else safe_cell(v) for v in _at_risk_cells(codes, row)]
         )
+    out = io.BytesIO()
+    book.save(out)
     return out.getvalue()

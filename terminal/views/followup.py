@@ -143,6 +143,13 @@ def summary() -> Any:
 def at_risk() -> Any:
     """People unpaid in the last two ended periods, by commune; ``?format=csv`` too."""
     codes, rows = followup.at_risk(get_session(), g.user)
+    if request.args.get("format") == "xlsx":
+        response = Response(
+            followup.at_risk_xlsx(codes, rows),
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+        response.headers["Content-Disposition"] = 'attachment; filename="two-missed-periods.xlsx"'
+        return response
     if request.args.get("format") == "csv":
         response = Response(followup.at_risk_csv(codes, rows), mimetype="text/csv")
         response.headers["Content-Disposition"] = 'attachment; filename="two-missed-periods.csv"'

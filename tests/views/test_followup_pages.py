@@ -170,6 +170,16 @@ def test_two_missed_periods_are_listed_reached_and_exported(as_role, world, sess
     csv_text = supervisor.get("/followup/at-risk?format=csv").get_data(as_text=True)
     assert csv_text.splitlines()[0].startswith("commune,village,code")
     assert "TTH0000011" in csv_text and "0912345678" not in csv_text
+    import io
+
+    from openpyxl import load_workbook
+
+    xlsx = supervisor.get("/followup/at-risk?format=xlsx")
+    assert xlsx.mimetype.endswith("spreadsheetml.sheet")
+    sheet = load_workbook(io.BytesIO(xlsx.get_data())).active
+    table = list(sheet.iter_rows(values_only=True))
+    assert table[0][:3] == ("commune", "village", "code")
+    assert [r[2] for r in table[1:]] == ["TTH0000011"] and table[1][6] == 1_080_000
     # The clerk reads the list but cannot open cases from it; the auditor sees every point.
     clerk = as_role("clerk")
     assert "at-risk-open" not in clerk.get("/followup/at-risk").get_data(as_text=True)
