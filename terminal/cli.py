@@ -382,6 +382,23 @@ def followup_summary(day: str | None) -> None:
         click.echo(summary_text(daily_summary(session, None, business_date)))
 
 
+@click.command("export-corrections")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True
+)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True))
+@service_command
+def export_corrections(fmt: str, output: str) -> None:
+    """Write the open data errors, one row per field, for whoever keeps the roster."""
+    from terminal.services.followup import corrections, corrections_export
+
+    with _session() as session:
+        rows = corrections(session, None)  # the command line reads every point
+        body = corrections_export(rows, fmt)
+    Path(output).write_bytes(body)
+    click.echo(f"{len(rows)} correction{'' if len(rows) == 1 else 's'} written to {output}")
+
+
 @click.command("serve")
 @click.option(
     "--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="$HOST or 127.0.0.1"
@@ -426,6 +443,7 @@ commands = [
     audit_verify,
     cash_float,
     followup_summary,
+    export_corrections,
     serve,
 ]
 

@@ -112,10 +112,10 @@ def _serves(session: Session, point_id: int, commune_id: int) -> bool:
     )
 
 
-def _query(user: User, filters: FailureFilter) -> Select[Any]:
-    """Build the failures query within what the user may see."""
+def _query(user: User | None, filters: FailureFilter) -> Select[Any]:
+    """Build the failures query within what the user may see (None: every point)."""
     query = select(Failure)
-    point = point_of(user)
+    point = point_of(user) if user is not None else None
     if point is not None:
         query = query.where(Failure.point_id == point)
     if filters.status is not None:
@@ -658,3 +658,101 @@ def at_risk_xlsx(codes: list[str], rows: list[AtRisk]) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+# ---- the correction list: data errors back to whoever keeps the roster ----------------
+
+CORRECTION_COLUMNS = ("code", "field", "value_on_roster", "value_seen", "who", "when", "case")
+
+
+def corrections(session: Session, user: User | None) -> list[dict[str, Any]]:
+    """Return one row per field to correct, from the open data-error cases.
+
+    An import's data error names the roster's column and what contradicts it; a data
+    error reported at the counter carries what the clerk saw. ID numbers are masked:
+    the code finds the row in the roster keeper's own file.
+    """
+    from terminal.services.roster_file import COLUMNS
+    from terminal.text import mask_id, mask_phone
+
+    if user is not None:  # None: the command line
+        require(user, Permission.FOLLOW_UP)
+    by_header = {header: key for key, header in COLUMNS.items()}
+    query = _query(user, FailureFilter(reason=FailureReason.DATA_ERROR)).where(
+        Failure.status.in_(OPEN_STATUSES)
+    )
+    rows: list[dict[str, Any]] = []
+    for failure in session.scalars(query.order_by(Failure.id)):
+        person = failure.beneficiary
+        who = failure.user.username if failure.user else "import"
+        when = to_local(failure.created_at)
+        text = failure.detail or detail_text(failure.detail_code, params_of(failure))
+        # "Roster 2021-10: Số CCCD/CMND: ...; Người nhận thay: ..." from an import.
+        body = text.split(": ", 1)[1] if text.startswith("Roster ") and ": " in text else text
+        for part in [p.strip() for p in body.split("; ") if p.strip()] or [""]:
+            header, _sep, seen = part.partition(": ")
+            key = by_header.get(header)
+            if key is None:
+                header, seen = "", part
+            value = _roster_value(person, key)
+            if key in ("id_number", "proxy_id_number"):
+                value = mask_id(value) if value else ""
+            elif key == "phone":
+                value = mask_phone(value) if value else ""
+            rows.append(
+                {
+                    "code": person.code if person else "",
+                    "field": header,
+                    "value_on_roster": value,
+                    "value_seen": seen,
+                    "who": who,
+                    "when": when,
+                    "case": failure.id,
+                }
+            )
+    return rows
+
+
+def _roster_value(person: Beneficiary | None, key: str | None) -> str:
+    """Return what the roster says for a column of a person (their live proxy's too)."""
+    if person is None or key is None:
+        return ""
+    if key.startswith("proxy_"):
+        proxy = next((p for p in person.proxies if p.revoked_at is None), None)
+        if proxy is None:
+            return ""
+        attribute = {"proxy_name": "full_name", "proxy_id_number": "id_number"}.get(key, "")
+        return str(getattr(proxy, attribute, "") or "")
+    value = getattr(person, key, None)
+    return "" if value is None else str(getattr(value, "value", value))
+
+
+def corrections_export(rows: list[dict[str, Any]], fmt: str) -> bytes:
+    """Return the correction list as CSV (UTF-8 with BOM, for Excel) or XLSX."""
+    import csv
+    import io
+
+    from terminal.services.payout_log import safe_cell
+
+    def cells(row: dict[str, Any]) -> list[Any]:
+        values = [row[c] for c in CORRECTION_COLUMNS]
+        values[5] = row["when"].strftime("%d/%m/%Y %H:%M")
+        return [v if isinstance(v, int) else safe_cell(v) for v in values]
+
+    if fmt == "xlsx":
+        from openpyxl import Workbook
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet("corrections")
+        sheet.append(list(CORRECTION_COLUMNS))
+        for row in rows:
+            sheet.append(cells(row))
+        out = io.BytesIO()
+        book.save(out)
+        return out.getvalue()
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(CORRECTION_COLUMNS)
+    for row in rows:
+        writer.writerow(cells(row))
+    return ("\ufeff" + text.getvalue()).encode()

@@ -171,3 +171,21 @@ def open_reach_cases() -> Any:
     opened = followup.open_reach_cases(get_session(), g.user)
     flash(_("%(n)d cases opened.", n=opened), "success")
     return redirect(url_for("followup.at_risk"), code=303)
+
+
+@bp.route("/corrections")
+@allow("follow_up")
+def corrections() -> Any:
+    """The open data errors, one row per field, as CSV or Excel for the roster's keeper."""
+    fmt = request.args.get("format", "csv")
+    if fmt not in ("csv", "xlsx"):
+        abort(400)
+    body = followup.corrections_export(followup.corrections(get_session(), g.user), fmt)
+    mimetype = (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        if fmt == "xlsx"
+        else "text/csv"
+    )
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="corrections.{fmt}"'
+    return response
