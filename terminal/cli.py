@@ -399,6 +399,22 @@ def export_corrections(fmt: str, output: str) -> None:
     click.echo(f"{len(rows)} correction{'' if len(rows) == 1 else 's'} written to {output}")
 
 
+@click.command("export-failures")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True
+)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True))
+@service_command
+def export_failures(fmt: str, output: str) -> None:
+    """Write every failure and case, oldest first, as CSV or Excel (API.md, auditors)."""
+    from terminal.services.followup import failures_export
+
+    with _session() as session:
+        body, count = failures_export(session, None, fmt)
+    Path(output).write_bytes(body)
+    click.echo(f"{count} failure{'' if count == 1 else 's'} written to {output}")
+
+
 @click.command("serve")
 @click.option(
     "--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="$HOST or 127.0.0.1"
@@ -444,6 +460,7 @@ commands = [
     cash_float,
     followup_summary,
     export_corrections,
+    export_failures,
     serve,
 ]
 

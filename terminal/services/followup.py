@@ -756,3 +756,81 @@ def corrections_export(rows: list[dict[str, Any]], fmt: str) -> bytes:
     for row in rows:
         writer.writerow(cells(row))
     return ("\ufeff" + text.getvalue()).encode()
+
+
+# ---- the failures export (auditors) -----------------------------------------------------
+
+FAILURE_COLUMNS = (
+    "id",
+    "case",
+    "reason",
+    "status",
+    "point",
+    "commune",
+    "beneficiary_code",
+    "beneficiary_name",
+    "entitlement_id",
+    "detail",
+    "channel",
+    "provider_ref",
+    "created_at",
+    "due_by",
+    "age_days",
+    "overdue",
+    "owner",
+    "note",
+    "resolved_payout_id",
+)
+
+
+def failures_export(session: Session, user: User | None, fmt: str) -> tuple[bytes, int]:
+    """Return every failure the reader may export (oldest first) as CSV or XLSX, and the count.
+
+    Exports of personal data are for auditors (DESIGN rule 8); the command line
+    (``user`` None) exports everything. Names are masked as in the list.
+    """
+    import csv
+    import io
+
+    from terminal.services.payout_log import safe_cell
+
+    if user is not None:
+        require(user, Permission.EXPORT)
+    today = today_local()
+    query = _query(user, FailureFilter()).order_by(Failure.id)
+
+    def cells(failure: Failure) -> list[Any]:
+        item = item_of(failure, today)
+        values = []
+        for column in FAILURE_COLUMNS:
+            value = item[column]
+            if column == "created_at":
+                value = value.strftime("%d/%m/%Y %H:%M")
+            elif column == "due_by":
+                value = value.strftime("%d/%m/%Y")
+            elif isinstance(value, bool):
+                value = "yes" if value else "no"
+            values.append(value if isinstance(value, int) else safe_cell(value))
+        return values
+
+    count = 0
+    rows = session.scalars(query.execution_options(yield_per=1000))
+    if fmt == "xlsx":
+        from openpyxl import Workbook
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet("failures")
+        sheet.append(list(FAILURE_COLUMNS))
+        for failure in rows:
+            sheet.append(cells(failure))
+            count += 1
+        out = io.BytesIO()
+        book.save(out)
+        return out.getvalue(), count
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(FAILURE_COLUMNS)
+    for failure in rows:
+        writer.writerow(cells(failure))
+        count += 1
+    return ("\ufeff" + text.getvalue()).encode(), count

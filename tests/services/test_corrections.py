@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from openpyxl import load_workbook
 
 from terminal.models import FailureReason
@@ -65,3 +66,34 @@ def test_the_page_exports_for_the_reader(as_role, world):
     assert csv_response.mimetype == "text/csv"
     assert csv_response.get_data(as_text=True).lstrip("\ufeff").startswith("code,field")
     assert auditor.get("/followup/corrections?format=pdf").status_code == 400
+
+
+def test_export_failures_from_the_command_line(app, session, world, tmp_path):
+    from sqlalchemy import select
+
+    from terminal.models import Beneficiary
+    from tests.factories import make_beneficiary
+
+    person_id = make_beneficiary(session, "TTH0000001", commune=world.point_a.communes[0]).id
+    for reason in (FailureReason.OTP_NOT_RECEIVED, FailureReason.ID_MISMATCH):
+        log_failure(session, user=world.users["clerk"], reason=reason, beneficiary_id=person_id)
+    out = tmp_path / "failures.csv"
+    result = cli(app, "export-failures", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "2 failures written" in result.output
+    table = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert table[0][:4] == ["id", "case", "reason", "status"]
+    assert [(r[2], r[1]) for r in table[1:]] == [("otp_not_received", "yes"), ("id_mismatch", "no")]
+    assert "Lê Thị Hương" not in out.read_text(encoding="utf-8-sig")
+    xlsx = tmp_path / "failures.xlsx"
+    assert cli(app, "export-failures", "--format", "xlsx", "-o", str(xlsx)).exit_code == 0
+    sheet = load_workbook(xlsx).active
+    assert sheet.max_row == 3
+    assert session.scalar(select(Beneficiary.id)) == person_id
+    # Auditors only, when a person asks.
+    from terminal.services.errors import Forbidden
+
+    with pytest.raises(Forbidden):
+        followup.failures_export(session, world.users["supervisor"], "csv")
+    body, count = followup.failures_export(session, world.users["auditor"], "csv")
+    assert count == 2 and body.startswith("\ufeff".encode())
