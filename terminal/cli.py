@@ -382,11 +382,24 @@ def followup_summary(day: str | None) -> None:
         click.echo(summary_text(daily_summary(session, None, business_date)))
 
 
+def _export_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every export command takes: --format csv|xlsx and -o FILE."""
+    func = click.option(
+        "-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True)
+    )(func)
+    return click.option(
+        "--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True
+    )(func)
+
+
+def _write_export(output: str, body: bytes, count: int, noun: str) -> None:
+    """Write an export and say how many rows it holds."""
+    Path(output).write_bytes(body)
+    click.echo(f"{count} {noun}{'' if count == 1 else 's'} written to {output}")
+
+
 @click.command("export-corrections")
-@click.option(
-    "--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True
-)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True))
+@_export_options
 @service_command
 def export_corrections(fmt: str, output: str) -> None:
     """Write the open data errors, one row per field, for whoever keeps the roster."""
@@ -395,15 +408,11 @@ def export_corrections(fmt: str, output: str) -> None:
     with _session() as session:
         rows = corrections(session, None)  # the command line reads every point
         body = corrections_export(rows, fmt)
-    Path(output).write_bytes(body)
-    click.echo(f"{len(rows)} correction{'' if len(rows) == 1 else 's'} written to {output}")
+    _write_export(output, body, len(rows), "correction")
 
 
 @click.command("export-failures")
-@click.option(
-    "--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True
-)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True))
+@_export_options
 @service_command
 def export_failures(fmt: str, output: str) -> None:
     """Write every failure and case, oldest first, as CSV or Excel (API.md, auditors)."""
@@ -411,8 +420,7 @@ def export_failures(fmt: str, output: str) -> None:
 
     with _session() as session:
         body, count = failures_export(session, None, fmt)
-    Path(output).write_bytes(body)
-    click.echo(f"{count} failure{'' if count == 1 else 's'} written to {output}")
+    _write_export(output, body, count, "failure")
 
 
 @click.command("serve")

@@ -9,6 +9,7 @@ Cases close themselves when their entitlement is paid (``services.payouts``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -35,13 +36,14 @@ from terminal.models import (
 )
 from terminal.policy import Permission, point_of, require, sees_point
 from terminal.services.audit import record_event
+from terminal.services.counter import get_beneficiary
 from terminal.services.errors import InvalidInput, NotFound, Refused
 from terminal.services.failures import log_failure, params_of
+from terminal.services.payouts import MAX_ID
 from terminal.text import clean_text, fold, mask_name
 
 log = logging.getLogger("terminal")
 
-MAX_ID = 2**62
 OPEN_STATUSES = (FailureStatus.OPEN, FailureStatus.IN_PROGRESS)
 MAX_NOTE = 2000
 
@@ -71,10 +73,7 @@ def report(
 ) -> Failure:
     """Record a failure a person reports (a case: they chose to escalate it)."""
     require(user, Permission.COUNTER)
-    person = session.scalar(select(Beneficiary).where(Beneficiary.code == beneficiary_code))
-    scope = point_of(user)
-    if person is None or (scope is not None and not _serves(session, scope, person.commune_id)):
-        raise NotFound("no such beneficiary", code="beneficiary_not_found")
+    person = get_beneficiary(session, user, beneficiary_code)
     if entitlement_id is not None:
         owner = session.scalar(
             select(Entitlement.beneficiary_id).where(Entitlement.id == entitlement_id)
@@ -95,20 +94,6 @@ def report(
         channel=channel,
         provider_ref=provider_ref,
         escalated=True,
-    )
-
-
-def _serves(session: Session, point_id: int, commune_id: int) -> bool:
-    """Tell whether a point serves a commune."""
-    from terminal.models import point_communes
-
-    return (
-        session.scalar(
-            select(point_communes.c.commune_id).where(
-                point_communes.c.point_id == point_id, point_communes.c.commune_id == commune_id
-            )
-        )
-        is not None
     )
 
 
@@ -461,6 +446,44 @@ def summary_text(summary: DailySummary) -> str:
     return "\n".join(lines)
 
 
+# ---- exports ---------------------------------------------------------------------
+
+
+def table_export(
+    sheet: str, header: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str, *, bom: bool = True
+) -> bytes:
+    """Return rows as CSV (UTF-8, with a BOM for Excel unless told) or an XLSX workbook.
+
+    Text cells go through ``payout_log.safe_cell`` (never a formula); integers stay
+    numbers in the workbook.
+    """
+    import csv
+    import io
+
+    from terminal.services.payout_log import safe_cell
+
+    def cells(row: Sequence[Any]) -> list[Any]:
+        return [v if isinstance(v, int) and not isinstance(v, bool) else safe_cell(v) for v in row]
+
+    if fmt == "xlsx":
+        from openpyxl import Workbook
+
+        book = Workbook(write_only=True)
+        sheet_ = book.create_sheet(sheet)
+        sheet_.append(list(header))
+        for row in rows:
+            sheet_.append(cells(row))
+        out = io.BytesIO()
+        book.save(out)
+        return out.getvalue()
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(cells(row))
+    return (("\ufeff" if bom else "") + text.getvalue()).encode()
+
+
 # ---- two missed periods: reach them before the third ---------------------------------
 
 # Circular 02/2021/TT-BLĐTBXH: 3 months without collecting suspends a beneficiary; the
@@ -625,39 +648,15 @@ def _at_risk_cells(codes: list[str], row: AtRisk) -> list[Any]:
     ]
 
 
-def at_risk_csv(codes: list[str], rows: list[AtRisk]) -> str:
-    """Return the list as CSV (masked, as on the page) for the commune's officers."""
-    import csv
-    import io
-
-    from terminal.services.payout_log import safe_cell
-
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(AT_RISK_COLUMNS)
-    for row in rows:
-        writer.writerow([safe_cell(v) for v in _at_risk_cells(codes, row)])
-    return out.getvalue()
-
-
-def at_risk_xlsx(codes: list[str], rows: list[AtRisk]) -> bytes:
-    """Return the list as an Excel workbook (text cells stay text, amounts numbers)."""
-    import io
-
-    from openpyxl import Workbook
-
-    from terminal.services.payout_log import safe_cell
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("two-missed-periods")
-    sheet.append(list(AT_RISK_COLUMNS))
-    for row in rows:
-        sheet.append(
-            [v if isinstance(v, int) else safe_cell(v) for v in _at_risk_cells(codes, row)]
-        )
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+def at_risk_export(codes: list[str], rows: list[AtRisk], fmt: str) -> bytes:
+    """Return the list (masked, as on the page) as CSV or XLSX for the commune's officers."""
+    return table_export(
+        "two-missed-periods",
+        AT_RISK_COLUMNS,
+        (_at_risk_cells(codes, r) for r in rows),
+        fmt,
+        bom=False,
+    )
 
 
 # ---- the correction list: data errors back to whoever keeps the roster ----------------
@@ -729,33 +728,13 @@ def _roster_value(person: Beneficiary | None, key: str | None) -> str:
 
 def corrections_export(rows: list[dict[str, Any]], fmt: str) -> bytes:
     """Return the correction list as CSV (UTF-8 with BOM, for Excel) or XLSX."""
-    import csv
-    import io
-
-    from terminal.services.payout_log import safe_cell
 
     def cells(row: dict[str, Any]) -> list[Any]:
         values = [row[c] for c in CORRECTION_COLUMNS]
         values[5] = row["when"].strftime("%d/%m/%Y %H:%M")
-        return [v if isinstance(v, int) else safe_cell(v) for v in values]
+        return values
 
-    if fmt == "xlsx":
-        from openpyxl import Workbook
-
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet("corrections")
-        sheet.append(list(CORRECTION_COLUMNS))
-        for row in rows:
-            sheet.append(cells(row))
-        out = io.BytesIO()
-        book.save(out)
-        return out.getvalue()
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(CORRECTION_COLUMNS)
-    for row in rows:
-        writer.writerow(cells(row))
-    return ("\ufeff" + text.getvalue()).encode()
+    return table_export("corrections", CORRECTION_COLUMNS, map(cells, rows), fmt)
 
 
 # ---- the failures export (auditors) -----------------------------------------------------
@@ -789,48 +768,22 @@ def failures_export(session: Session, user: User | None, fmt: str) -> tuple[byte
     Exports of personal data are for auditors (DESIGN rule 8); the command line
     (``user`` None) exports everything. Names are masked as in the list.
     """
-    import csv
-    import io
-
-    from terminal.services.payout_log import safe_cell
-
     if user is not None:
         require(user, Permission.EXPORT)
     today = today_local()
     query = _query(user, FailureFilter()).order_by(Failure.id)
+    count = 0
 
     def cells(failure: Failure) -> list[Any]:
-        item = item_of(failure, today)
-        values = []
-        for column in FAILURE_COLUMNS:
-            value = item[column]
-            if column == "created_at":
-                value = value.strftime("%d/%m/%Y %H:%M")
-            elif column == "due_by":
-                value = value.strftime("%d/%m/%Y")
-            elif isinstance(value, bool):
-                value = "yes" if value else "no"
-            values.append(value if isinstance(value, int) else safe_cell(value))
-        return values
-
-    count = 0
-    rows = session.scalars(query.execution_options(yield_per=1000))
-    if fmt == "xlsx":
-        from openpyxl import Workbook
-
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet("failures")
-        sheet.append(list(FAILURE_COLUMNS))
-        for failure in rows:
-            sheet.append(cells(failure))
-            count += 1
-        out = io.BytesIO()
-        book.save(out)
-        return out.getvalue(), count
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(FAILURE_COLUMNS)
-    for failure in rows:
-        writer.writerow(cells(failure))
+        nonlocal count
         count += 1
-    return ("\ufeff" + text.getvalue()).encode(), count
+        item = item_of(failure, today)
+        item["created_at"] = item["created_at"].strftime("%d/%m/%Y %H:%M")
+        item["due_by"] = item["due_by"].strftime("%d/%m/%Y")
+        for column in ("case", "overdue"):
+            item[column] = "yes" if item[column] else "no"
+        return [item[column] for column in FAILURE_COLUMNS]
+
+    rows = session.scalars(query.execution_options(yield_per=1000))
+    body = table_export("failures", FAILURE_COLUMNS, map(cells, rows), fmt)
+    return body, count

@@ -145,13 +145,13 @@ def at_risk() -> Any:
     codes, rows = followup.at_risk(get_session(), g.user)
     if request.args.get("format") == "xlsx":
         response = Response(
-            followup.at_risk_xlsx(codes, rows),
+            followup.at_risk_export(codes, rows, "xlsx"),
             mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
         response.headers["Content-Disposition"] = 'attachment; filename="two-missed-periods.xlsx"'
         return response
     if request.args.get("format") == "csv":
-        response = Response(followup.at_risk_csv(codes, rows), mimetype="text/csv")
+        response = Response(followup.at_risk_export(codes, rows, "csv"), mimetype="text/csv")
         response.headers["Content-Disposition"] = 'attachment; filename="two-missed-periods.csv"'
         return response
     return render_template(
