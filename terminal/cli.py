@@ -473,11 +473,15 @@ commands = [
 ]
 
 
-def main() -> None:
-    """Entry point of the payout-terminal console script."""
+def run(args: list[str] | None = None, app_factory: Callable[[], Flask] | None = None) -> int:
+    """Run one command line and return its exit code (the console script's body).
+
+    Errors are one line on stderr. ``app_factory`` lets a caller (the tests) build
+    the app itself; it defaults to ``create_app`` with bad settings as one line.
+    """
     group = FlaskGroup(
         name="payout-terminal",
-        create_app=_app_for_cli,
+        create_app=app_factory or _app_for_cli,
         add_version_option=False,
         load_dotenv=False,
         set_debug_flag=False,
@@ -486,19 +490,26 @@ def main() -> None:
     for command in commands:
         group.add_command(command)
     try:
-        result = group.main(prog_name="payout-terminal", standalone_mode=False)
+        result = group.main(args=args, prog_name="payout-terminal", standalone_mode=False)
     except click.ClickException as exc:
         # One line, never click's usage block: scripts and people read the reason.
         reason = " ".join(exc.format_message().split())
         click.echo(f"Error: {reason}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("Error: aborted", err=True)
-        sys.exit(1)
+        return 1
+    except SystemExit as exc:  # a command's own exit (audit-verify, verify-receipt)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception as exc:  # a bug or an outage: one line, details in the log
         import logging
 
         logging.getLogger("terminal").debug("command failed", exc_info=True)
         click.echo(f"Error: unexpected {type(exc).__name__}; nothing was changed", err=True)
-        sys.exit(3)
-    sys.exit(result if isinstance(result, int) else 0)
+        return 3
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    """Entry point of the payout-terminal console script."""
+    sys.exit(run())

@@ -1,4 +1,4 @@
-"""The payout-terminal console script, run as a real process (API.md, Command line)."""
+"""The payout-terminal command line (API.md, Command line): in process, and as a real process."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select, text
 
-from terminal.db import make_engine
+from terminal import cli
+from terminal.db import get_engine, make_engine
 from terminal.models import PayoutPoint, User
 from terminal.schema import head_revision
 from tests.conftest import PG_URL, SECRET
@@ -18,15 +20,52 @@ from tests.conftest import PG_URL, SECRET
 SCRIPT = Path(sys.executable).parent / "payout-terminal"
 
 
+def _clean_env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    """The settings a command sees: the test database, nothing of the caller's."""
+    return {
+        "TERMINAL_DATABASE_URL": db_url,
+        "TERMINAL_SECRET_KEY": SECRET,
+        "TERMINAL_RECEIPTS_DIR": str(tmp_path / "receipts"),
+    }
+
+
 @pytest.fixture
 def run(db_url, tmp_path):
-    """Return a function running the console script against the test database."""
+    """Return a function running a command line in this process, as the console script does.
+
+    The command goes through ``terminal.cli.run``, the console script's whole body
+    (argument parsing, settings from the environment, one-line errors, exit code);
+    a real process costs a second or more each on a busy machine, so only
+    ``test_the_console_script_is_a_real_process`` pays for some.
+    """
+    settings = _clean_env(db_url, tmp_path)
+    apps: list = []
+
+    def factory():
+        app = cli._app_for_cli()
+        apps.append(app)
+        return app
+
+    def invoke(*args: str, stdin: str = "", extra_env: dict[str, str] | None = None):
+        env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("TERMINAL_")}
+        env.update(settings, **(extra_env or {}))
+        runner = CliRunner()
+        with runner.isolation(input=stdin, env=env) as (out, err, _):
+            code = cli.run(list(args), app_factory=factory)
+        return subprocess.CompletedProcess(
+            args, code, out.getvalue().decode(), err.getvalue().decode()
+        )
+
+    yield invoke
+    for app in apps:
+        get_engine(app).dispose()
+
+
+@pytest.fixture
+def run_process(db_url, tmp_path):
+    """Return a function running the installed console script as its own process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINAL_")}
-    env.update(
-        TERMINAL_DATABASE_URL=db_url,
-        TERMINAL_SECRET_KEY=SECRET,
-        TERMINAL_RECEIPTS_DIR=str(tmp_path / "receipts"),
-    )
+    env.update(_clean_env(db_url, tmp_path))
 
     def invoke(*args: str, stdin: str = "", extra_env: dict[str, str] | None = None):
         return subprocess.run(
@@ -313,3 +352,22 @@ def test_secret_key_generated_once_with_mode_0600(tmp_path):
     key_file = instance / "secret_key"
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
     assert (instance / "terminal.db").exists()
+
+
+def test_the_console_script_is_a_real_process(run_process, db_url):
+    """The installed script: migrates, reads a password from stdin, exits non-zero with one line."""
+    migrated = run_process("init-db")
+    assert migrated.returncode == 0, migrated.stderr
+    assert head_revision() in migrated.stdout
+    user = run_process(
+        "create-user", "mai", "--role", "auditor", "--password-stdin", stdin="a-long-password-1\n"
+    )
+    assert user.returncode == 0, user.stderr
+    assert "a-long-password-1" not in user.stdout + user.stderr
+    assert "No such command" in one_line_error(run_process("no-such-command"))
+    bad = run_process("init-db", extra_env={"TERMINAL_SECRET_KEY": "short"})
+    assert "SECRET_KEY" in one_line_error(bad)
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(User.username)).scalars().all() == ["mai"]
+    engine.dispose()

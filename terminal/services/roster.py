@@ -469,7 +469,11 @@ class _ImportRun:
         )
         proxies = [self._proxy_values(row, ids[row.code], now) for row in rows if row.has_proxy]
         if proxies:
-            self.session.execute(insert(Proxy), proxies)
+            # Core, not the ORM's bulk insert: that splits a batch into a statement per
+            # run of rows with the same NULL columns (thousands of statements a batch).
+            for proxy in proxies:
+                proxy["relationship"] = proxy.pop("relationship_label")
+            self.session.execute(insert(Proxy.__table__), proxies)
         for row in rows:
             if row.flags:
                 self._flag(ids[row.code], row)
@@ -680,7 +684,7 @@ class _ImportRun:
                         .values(status=EntitlementStatus.CANCELLED, updated_at=now)
                     )
         if new:
-            self.session.execute(insert(Entitlement), new)
+            self.session.execute(insert(Entitlement.__table__), new)
 
     def _note_entitlement_change(
         self, row: RosterRow, entitlement: Entitlement, amount: int
@@ -714,7 +718,7 @@ class _ImportRun:
         if self.dry:
             return
         if self.failures:
-            self.session.execute(insert(Failure), self.failures)
+            self.session.execute(insert(Failure.__table__), self.failures)
         record_events(self.session, actor=actor, events=self.events)
         assert self.period is not None
         record = RosterImport(
