@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -366,8 +367,16 @@ def map_header(header: list[str]) -> tuple[dict[str, int], list[str]]:
 # ---- checking one row ------------------------------------------------------------
 
 
+@lru_cache(maxsize=16384)
+def _clean_cell(value: str) -> str:
+    """Return a text cell cleaned; most cells of a roster (places, labels) repeat."""
+    return clean_text(value)
+
+
 def _cell_text(value: Any) -> str:
     """Return a cell as clean text; Excel numbers that are whole print without '.0'."""
+    if type(value) is str:
+        return _clean_cell(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -391,9 +400,12 @@ def _text(key: str, value: Any, *, max_len: int, required: bool = False) -> str:
     return text
 
 
+_fold_label = lru_cache(maxsize=4096)(fold)
+
+
 def _choice(key: str, value: Any, table: dict[str, Any], allowed: str) -> Any:
     """Return the enum a cell names, matched without accents or case."""
-    text = fold(_cell_text(value))
+    text = _fold_label(_cell_text(value))
     if text in table:
         return table[text]
     for member in table.values():
