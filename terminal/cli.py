@@ -78,9 +78,23 @@ def init_db() -> None:
 @click.option("--district", required=True, help="District (huyện/thị xã) it lies in.")
 @click.option("--communes", required=True, help='Communes it serves, "A;B;C".')
 @click.option("--receipt-format", type=click.Choice(["80mm", "a5"]), default=None)
+@click.option(
+    "--adapter",
+    type=click.Choice(["manual", "http"]),
+    default=None,
+    help="How account payouts reach the provider (default: manual, kept on update).",
+)
+@click.option("--provider-url", default=None, help="The provider's base URL (http adapter).")
 @service_command
 def create_point(
-    code: str, name: str, kind: str, district: str, communes: str, receipt_format: str | None
+    code: str,
+    name: str,
+    kind: str,
+    district: str,
+    communes: str,
+    receipt_format: str | None,
+    adapter: str | None,
+    provider_url: str | None,
 ) -> None:
     """Create or update a payout point serving those communes."""
     from terminal.services.places import save_point
@@ -94,11 +108,15 @@ def create_point(
             district=district,
             communes=communes.split(";"),
             receipt_format=receipt_format,
+            adapter=adapter,
+            provider_url=provider_url,
             actor="cli",
         )
         verb = "created" if created else "updated"
+        via = f", provider {point.provider_url}" if point.provider_url else ""
         click.echo(
             f"point {point.code} {verb}: {len(point.communes)} communes in {point.district.name}"
+            f"{via}"
         )
 
 
@@ -423,6 +441,67 @@ def export_failures(fmt: str, output: str) -> None:
     _write_export(output, body, count, "failure")
 
 
+@click.command("provider-sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=5099, show_default=True)
+@click.option("--otp-loss", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--timeout-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--not-withdrawable", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option(
+    "--slow-seconds",
+    type=click.FloatRange(0, 600),
+    default=15.0,
+    show_default=True,
+    help="How late a 'timed out' answer comes (longer than the terminal waits).",
+)
+@click.option("--seed", type=int, default=None, help="Repeat a run's faults exactly.")
+def provider_sandbox(
+    host: str,
+    port: int,
+    otp_loss: float,
+    timeout_rate: float,
+    not_withdrawable: float,
+    slow_seconds: float,
+    seed: int | None,
+) -> None:
+    """Run a stand-in provider (OTP, faults, ledger) for demos and tests."""
+    from terminal.sandbox import Faults, create_sandbox_app, serve_sandbox
+
+    faults = Faults(otp_loss, timeout_rate, not_withdrawable, slow_seconds)
+    app = create_sandbox_app(faults, seed)
+    click.echo(
+        f"Provider sandbox at http://{host}:{port}/ (seed {app.extensions['sandbox'].seed}; "
+        f"OTP loss {otp_loss:.0%}, timeouts {timeout_rate:.0%}, "
+        f"not withdrawable {not_withdrawable:.0%}); Ctrl+C to stop"
+    )
+    serve_sandbox(app, host, port)
+
+
+@click.command("reconcile")
+@click.option("--point", "point_code", default=None, help="Only this payout point.")
+@service_command
+def reconcile(point_code: str | None) -> None:
+    """Ask the provider about every pending withdrawal; complete or release each."""
+    from flask import current_app
+
+    from terminal.services.places import get_point
+    from terminal.services.withdrawals import ProviderSettings
+    from terminal.services.withdrawals import reconcile as run_reconcile
+
+    with _session() as session:
+        points = [get_point(session, point_code).id] if point_code else None
+        report = run_reconcile(
+            session,
+            actor="cli",
+            settings=ProviderSettings.from_config(current_app.config),
+            point_ids=points,
+        )
+    click.echo(
+        f"reconciled: {report.completed} completed, {report.released} released, "
+        f"{report.still_pending} still pending"
+    )
+
+
 @click.command("serve")
 @click.option(
     "--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="$HOST or 127.0.0.1"
@@ -469,6 +548,8 @@ commands = [
     followup_summary,
     export_corrections,
     export_failures,
+    provider_sandbox,
+    reconcile,
     serve,
 ]
 

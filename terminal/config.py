@@ -40,6 +40,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_UPLOAD_MB": 20,
     "LOG_LEVEL": "INFO",
     "RATELIMIT_STORAGE_URL": None,  # each worker counts in its own memory
+    # Provider withdrawals (docs/PROVIDER-PROTOCOL.md): the wait for each call, the
+    # retries with the same client reference, and the wait before an OTP is resent.
+    "PROVIDER_TIMEOUT_MS": 10000,
+    "PROVIDER_RETRIES": 2,
+    "OTP_RESEND_SECONDS": 60,
 }
 
 # Flask settings that follow from ours; a shared counter never remembers a login.
@@ -112,6 +117,9 @@ def _check(app: Flask) -> None:
         ("IDLE_TIMEOUT_MINUTES", 1, 240),
         ("SESSION_MAX_HOURS", 1, 24),
         ("MAX_UPLOAD_MB", 1, 500),
+        ("PROVIDER_TIMEOUT_MS", 50, 120_000),
+        ("PROVIDER_RETRIES", 0, 5),
+        ("OTP_RESEND_SECONDS", 0, 3600),
     ):
         cfg[name] = _int_in_range(name, cfg.get(name), low, high)
 

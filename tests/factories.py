@@ -140,6 +140,7 @@ def make_beneficiary(
     status: str = "active",
     proxy: dict[str, Any] | None = None,
     periods: tuple[tuple[str, int], ...] = (("2021-10", 0),),
+    account_no: str | None = None,
 ) -> Any:
     """Create a beneficiary with (optionally) a proxy and due entitlements per period."""
     from datetime import date
@@ -168,7 +169,7 @@ def make_beneficiary(
             village="Thôn 2",
             payment_method=method,
             provider=provider,
-            account_no="0465623510" if method == "account" else None,
+            account_no=account_no or ("0465623510" if method == "account" else None),
             monthly_vnd=monthly,
             status=status,
         )

@@ -129,4 +129,12 @@ def authenticate_bearer() -> Any:
 
 
 # The endpoint modules register themselves on import.
-from terminal.api import counter, day, failures, meta, receipts, tokens  # noqa: E402, F401
+from terminal.api import (  # noqa: E402, F401
+    counter,
+    day,
+    failures,
+    meta,
+    receipts,
+    tokens,
+    withdrawals,
+)

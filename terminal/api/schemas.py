@@ -439,3 +439,54 @@ class FailureDetail(FailureItem):
     """A failure with its thread of notes."""
 
     thread: list[FailureNoteItem]
+
+
+class WithdrawalRequest(Strict):
+    """Withdraw due entitlements from the verified beneficiary's account (an http point)."""
+
+    verification_id: int = Field(ge=1, le=2**62)
+    entitlement_ids: list[int] = Field(min_length=1, max_length=60)
+
+    @field_validator("entitlement_ids")
+    @classmethod
+    def _ids_in_range(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= item <= 2**62 for item in value):
+            raise ValueError("entitlement ids are positive integers")
+        return value
+
+
+class OtpRequest(Strict):
+    """The code the account holder received."""
+
+    otp: str = Field(min_length=1, max_length=16)
+
+
+class WithdrawalBody(BaseModel):
+    """A withdrawal through the provider and where it stands."""
+
+    withdrawal_id: int
+    client_ref: str
+    status: str
+    amount: int | None = None
+    otp_expires_at: datetime | None = None
+    payout_id: int | None = None
+    failure_id: int | None = None
+
+
+class ProviderRefusedBody(BaseModel):
+    """The provider refused: its reason, and the follow-up case logged."""
+
+    error: str
+    message: str
+    reason: str
+    failure_id: int | None = None
+
+
+class PendingBody(BaseModel):
+    """No answer in time: no money is handed over; the withdrawal waits for reconciliation."""
+
+    status: str
+    withdrawal_id: int
+    client_ref: str
+    failure_id: int | None = None
+    message: str

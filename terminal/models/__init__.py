@@ -20,9 +20,11 @@ from terminal.models.enums import (
     PeriodStatus,
     PointKind,
     Provider,
+    ProviderAdapterKind,
     ReceiptFormat,
     Role,
     VerificationMethod,
+    WithdrawalStatus,
 )
 from terminal.models.followup import Failure, FailureNote
 from terminal.models.payments import (
@@ -36,6 +38,7 @@ from terminal.models.payments import (
 )
 from terminal.models.places import Area, PayoutPoint, point_communes
 from terminal.models.roster import Beneficiary, Entitlement, Period, Proxy, RosterImport
+from terminal.models.withdrawals import SettlementImport, Withdrawal
 
 __all__ = [
     "ApiToken",
@@ -71,15 +74,19 @@ __all__ = [
     "PeriodStatus",
     "PointKind",
     "Provider",
+    "ProviderAdapterKind",
     "Proxy",
     "Receipt",
     "ReceiptCounter",
     "ReceiptFormat",
     "Role",
     "RosterImport",
+    "SettlementImport",
     "User",
     "Verification",
     "VerificationMethod",
+    "Withdrawal",
+    "WithdrawalStatus",
     "point_communes",
     "utcnow",
 ]

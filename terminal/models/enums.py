@@ -121,6 +121,21 @@ class FailureStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class WithdrawalStatus(StrEnum):
+    """A withdrawal through a provider: waiting for the OTP, unknown, or ended."""
+
+    OTP_SENT = "otp_sent"
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RELEASED = "released"
+
+
+class ProviderAdapterKind(StrEnum):
+    MANUAL = "manual"
+    HTTP = "http"
+
+
 class IdempotencyState(StrEnum):
     IN_PROGRESS = "in_progress"
     DONE = "done"
@@ -149,6 +164,11 @@ class AuditAction(StrEnum):
     FAILURE_RECORDED = "failure.recorded"
     FAILURE_UPDATED = "failure.updated"
     PAYOUT_RECORDED = "payout.recorded"
+    WITHDRAWAL_STARTED = "withdrawal.started"
+    WITHDRAWAL_PENDING = "withdrawal.pending"
+    WITHDRAWAL_FAILED = "withdrawal.failed"
+    WITHDRAWAL_RELEASED = "withdrawal.released"
+    SETTLEMENT_IMPORTED = "settlement.imported"
     PAYOUT_REVERSED = "payout.reversed"
     CASH_FLOAT_SET = "cash_float.set"
     RECEIPT_REPRINTED = "receipt.reprinted"

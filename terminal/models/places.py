@@ -8,7 +8,7 @@ from sqlalchemy import Column, ForeignKey, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from terminal.models.base import Base, BigID, created_at, enum_column, intpk
-from terminal.models.enums import AreaLevel, PointKind, ReceiptFormat
+from terminal.models.enums import AreaLevel, PointKind, ProviderAdapterKind, ReceiptFormat
 
 point_communes = Table(
     "point_communes",
@@ -54,6 +54,14 @@ class PayoutPoint(Base):
         ReceiptFormat, nullable=False, default=ReceiptFormat.ROLL_80MM
     )
     active: Mapped[bool] = mapped_column(default=True)
+    # How account payouts reach the provider (docs/PROVIDER-PROTOCOL.md).
+    adapter: Mapped[ProviderAdapterKind] = enum_column(
+        ProviderAdapterKind,
+        nullable=False,
+        default=ProviderAdapterKind.MANUAL,
+        server_default=ProviderAdapterKind.MANUAL.value,
+    )
+    provider_url: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[created_at]
     updated_at: Mapped[datetime | None]
 

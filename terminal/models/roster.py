@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from terminal.models.base import Base, created_at, enum_column, intpk, search_key, vnd
+from terminal.models.base import Base, BigID, created_at, enum_column, intpk, search_key, vnd
 from terminal.models.enums import (
     BeneficiaryStatus,
     Category,
@@ -165,6 +165,9 @@ class Entitlement(Base):
     status: Mapped[EntitlementStatus] = enum_column(
         EntitlementStatus, nullable=False, default=EntitlementStatus.DUE
     )
+    # The open withdrawal (OTP sent, or outcome unknown) that holds it: nothing
+    # else may pay it until that withdrawal completes or is released.
+    held_by_withdrawal_id: Mapped[int | None] = mapped_column(BigID)
     created_at: Mapped[created_at]
     updated_at: Mapped[datetime | None]
 

@@ -90,6 +90,12 @@ class AlreadyReversed(Conflict):
     code = "already_reversed"
 
 
+class WithdrawalOpen(Conflict):
+    """A withdrawal through the provider holds the entitlement (OTP sent, or unknown)."""
+
+    code = "withdrawal_open"
+
+
 class InsufficientCash(Refused):
     """The point's cash float for today cannot cover the payout."""
 
@@ -358,6 +364,7 @@ _LOCK_ENTITLEMENTS = (
         _ENTITLEMENTS.c.beneficiary_id,
         _ENTITLEMENTS.c.status,
         _ENTITLEMENTS.c.amount_vnd,
+        _ENTITLEMENTS.c.held_by_withdrawal_id,
     )
     .where(_ENTITLEMENTS.c.id.in_(bindparam("ids", expanding=True)))
     .with_for_update(of=_ENTITLEMENTS)
@@ -443,6 +450,12 @@ def _record(
                 code="entitlement_not_due",
                 entitlement_id=entitlement_id,
             )
+        if entitlement.held_by_withdrawal_id is not None:
+            raise WithdrawalOpen(
+                "a withdrawal through the provider is open for this entitlement",
+                entitlement_id=entitlement_id,
+                withdrawal_id=entitlement.held_by_withdrawal_id,
+            )
     total = sum(entitlements[i].amount_vnd for i in ids)
     now = utcnow()
     if channel in CASH_CHANNELS:
@@ -451,17 +464,79 @@ def _record(
             raise InsufficientCash(
                 "not enough cash left in today's float", needed=total, remaining=remaining or 0
             )
+    return write_payout(
+        session,
+        PayoutFacts(
+            point_id=actor.point_id,
+            point_code=actor.point_code,
+            receipt_format=actor.receipt_format,
+            user_id=actor.id,
+            username=actor.username,
+            verification_id=verification_id,
+            person_id=person_id,
+            beneficiary_code=verified.code,
+            full_name=verified.full_name,
+            collector_type=verified.collector_type,
+            proxy_id=verified.proxy_id,
+            proxy_name=verified.proxy_name,
+            channel=channel,
+            provider_ref=provider_ref,
+            amounts={i: entitlements[i].amount_vnd for i in ids},
+            audit_extra={"override_reason": override} if override else {},
+        ),
+        now,
+        verify_url,
+    )
+
+
+@dataclass(frozen=True)
+class PayoutFacts:
+    """Everything a payout records, checked by the caller (``pay``, a withdrawal)."""
+
+    point_id: int
+    point_code: str
+    receipt_format: Any
+    user_id: int
+    username: str
+    verification_id: int | None
+    person_id: int
+    beneficiary_code: str
+    full_name: str
+    collector_type: CollectorType
+    proxy_id: int | None
+    proxy_name: str | None
+    channel: Channel
+    provider_ref: str | None
+    amounts: dict[int, int]  # entitlement id -> đồng, in the order asked
+    audit_extra: dict[str, Any]
+
+
+def write_payout(
+    session: Session,
+    facts: PayoutFacts,
+    now: Any,
+    verify_url: Callable[[Payout], str],
+) -> tuple[Payout, dict[str, Any]]:
+    """Write a checked payout in the caller's write transaction: lines, entitlements
+    paid, receipt number, cases settled, audit event; return it and its answer.
+
+    The entitlements must be locked by the caller. The partial unique index on live
+    payout lines raises IntegrityError if another payout won them.
+    """
+    conn = session.connection()
+    ids = tuple(facts.amounts)
+    total = sum(facts.amounts.values())
     payout_id = conn.execute(
         _INSERT_PAYOUT,
         {
-            "point_id": actor.point_id,
-            "user_id": actor.id,
-            "verification_id": verification_id,
-            "beneficiary_id": person_id,
-            "channel": channel,
-            "collector_type": verified.collector_type,
-            "proxy_id": verified.proxy_id,
-            "provider_ref": provider_ref,
+            "point_id": facts.point_id,
+            "user_id": facts.user_id,
+            "verification_id": facts.verification_id,
+            "beneficiary_id": facts.person_id,
+            "channel": facts.channel,
+            "collector_type": facts.collector_type,
+            "proxy_id": facts.proxy_id,
+            "provider_ref": facts.provider_ref,
             "amount_vnd": total,
             "status": PayoutStatus.COMPLETED,
             "paid_at": now,
@@ -472,45 +547,46 @@ def _record(
     conn.execute(
         _INSERT_LINES,
         [
-            {"payout_id": payout_id, "entitlement_id": i, "amount_vnd": entitlements[i].amount_vnd}
-            for i in ids
+            {"payout_id": payout_id, "entitlement_id": i, "amount_vnd": amount}
+            for i, amount in facts.amounts.items()
         ],
     )
     conn.execute(_MARK_PAID, {"ids": ids, "now": now})
     year = receipt_year(now)
-    seq = _next_receipt_seq(session, actor.point_id, year)
-    receipt_no = format_receipt_no(actor.point_code, year, seq)
+    seq = _next_receipt_seq(session, facts.point_id, year)
+    receipt_no = format_receipt_no(facts.point_code, year, seq)
     conn.execute(
         _INSERT_RECEIPT,
         {
             "payout_id": payout_id,
             "receipt_no": receipt_no,
-            "point_id": actor.point_id,
+            "point_id": facts.point_id,
             "year": year,
             "seq": seq,
-            "format": actor.receipt_format,
+            "format": facts.receipt_format,
         },
     )
     conn.execute(
-        _RESOLVE_FAILURES, {"ids": ids, "person_id": person_id, "now": now, "payout_id": payout_id}
+        _RESOLVE_FAILURES,
+        {"ids": ids, "person_id": facts.person_id, "now": now, "payout_id": payout_id},
     )
-    proxied = verified.collector_type is CollectorType.PROXY and verified.proxy_name
+    proxied = facts.collector_type is CollectorType.PROXY and facts.proxy_name
     record_event(
         session,
-        actor=actor.username,
+        actor=facts.username,
         action=AuditAction.PAYOUT_RECORDED,
         object_type="payout",
         object_id=payout_id,
         data={
             "receipt_no": receipt_no,
-            "beneficiary": verified.code,
+            "beneficiary": facts.beneficiary_code,
             "amount_vnd": total,
             "entitlement_ids": list(ids),
-            "channel": channel.value,
-            "collector": verified.collector_type.value,
-            "proxy_id": verified.proxy_id,
-            "provider_ref": provider_ref,
-            **({"override_reason": override} if override else {}),
+            "channel": facts.channel.value,
+            "collector": facts.collector_type.value,
+            "proxy_id": facts.proxy_id,
+            "provider_ref": facts.provider_ref,
+            **facts.audit_extra,
         },
     )
     # What the receipt token binds, outside the session (nothing of it is loaded again).
@@ -521,10 +597,10 @@ def _record(
         "receipt_no": receipt_no,
         "amount": total,
         "entitlement_ids": list(ids),
-        "channel": "account" if channel is Channel.ACCOUNT else "cash",
+        "channel": "account" if facts.channel is Channel.ACCOUNT else "cash",
         "collector": {
-            "type": verified.collector_type.value,
-            "full_name": verified.proxy_name if proxied else verified.full_name,
+            "type": facts.collector_type.value,
+            "full_name": facts.proxy_name if proxied else facts.full_name,
         },
         "paid_at": to_local(now).isoformat(),
         "receipt_pdf": f"/api/v1/receipts/{receipt_no}.pdf",

@@ -15,9 +15,11 @@ from terminal.models import (
     AuditAction,
     PayoutPoint,
     PointKind,
+    ProviderAdapterKind,
     ReceiptFormat,
     utcnow,
 )
+from terminal.providers import check_provider_url
 from terminal.services.audit import record_event
 from terminal.services.errors import InvalidInput, NotFound
 from terminal.text import clean_text, fold
@@ -98,6 +100,8 @@ def save_point(
     communes: Iterable[str],
     receipt_format: str | ReceiptFormat | None = None,
     active: bool | None = None,
+    adapter: str | None = None,
+    provider_url: str | None = None,
     create_only: bool = False,
     actor: str,
 ) -> tuple[PayoutPoint, bool]:
@@ -123,6 +127,7 @@ def save_point(
             raise InvalidInput(
                 "receipt format must be 80mm or a5", code="receipt_format_invalid"
             ) from None
+    adapter_kind, url = _checked_adapter(adapter, provider_url)
     commune_names = [c for c in (clean_text(c) for c in communes) if c]
     if not commune_names:
         raise InvalidInput("a payout point serves at least one commune", code="communes_required")
@@ -152,6 +157,13 @@ def save_point(
             point.receipt_format = ReceiptFormat.ROLL_80MM
         if active is not None:
             point.active = active
+        if adapter_kind is not None:
+            point.adapter = adapter_kind
+            point.provider_url = url
+        elif created:
+            point.adapter = ProviderAdapterKind.MANUAL
+        if point.adapter is ProviderAdapterKind.HTTP and not point.provider_url:
+            raise InvalidInput("an http point needs --provider-url", code="provider_url_invalid")
         if not created:
             point.updated_at = utcnow()
         session.flush()
@@ -169,9 +181,31 @@ def save_point(
                 "communes": [c.name for c in served],
                 "receipt_format": point.receipt_format.value,
                 "active": point.active,
+                "adapter": point.adapter.value,
+                "provider_url": point.provider_url,
             },
         )
     return point, created
+
+
+def _checked_adapter(
+    adapter: str | None, provider_url: str | None
+) -> tuple[ProviderAdapterKind | None, str | None]:
+    """Return a point's provider adapter and URL (None, None: leave them as they are)."""
+    if adapter is None and not provider_url:
+        return None, None
+    try:
+        kind = ProviderAdapterKind(adapter or "http")
+    except ValueError:
+        raise InvalidInput("adapter must be manual or http", code="adapter_invalid") from None
+    if kind is ProviderAdapterKind.MANUAL:
+        return kind, None
+    url = check_provider_url(provider_url)
+    if url is None:
+        raise InvalidInput(
+            "the provider URL must be an http:// or https:// address", code="provider_url_invalid"
+        )
+    return kind, url
 
 
 def get_point(session: Session, code: str) -> PayoutPoint:
