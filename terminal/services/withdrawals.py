@@ -439,7 +439,7 @@ def _release(
         current = session.scalar(
             select(Withdrawal)
             .where(Withdrawal.id == withdrawal.id)
-            .with_for_update()
+            .with_for_update(of=Withdrawal)
             .execution_options(populate_existing=True)
         )
         assert current is not None
@@ -544,7 +544,7 @@ def _complete(
         current = session.scalar(
             select(Withdrawal)
             .where(Withdrawal.id == withdrawal.id)
-            .with_for_update()
+            .with_for_update(of=Withdrawal)
             .execution_options(populate_existing=True)
         )
         assert current is not None
@@ -767,7 +767,7 @@ def _pending(session: Session, user: User, withdrawal: Withdrawal) -> Outcome:
         current = session.scalar(
             select(Withdrawal)
             .where(Withdrawal.id == withdrawal.id)
-            .with_for_update()
+            .with_for_update(of=Withdrawal)
             .execution_options(populate_existing=True)
         )
         assert current is not None

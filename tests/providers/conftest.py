@@ -17,8 +17,11 @@ import pytest
 from terminal.services import places
 from tests.servers import SCRIPT, free_port
 
-SLOW_SECONDS = 1.0  # how late the sandbox's "timed out" answers come
-TIMEOUT_MS = 300  # how long the terminal waits (much less than SLOW_SECONDS)
+# How late the sandbox's "timed out" answers come, and how long the terminal waits;
+# a test module may set its own (SANDBOX_SLOW_SECONDS, PROVIDER_TIMEOUT_MS). A slow
+# machine only turns more answers into timeouts, which the rules must survive anyway.
+SLOW_SECONDS = 2.0
+TIMEOUT_MS = 1000
 
 
 @dataclass
@@ -63,8 +66,9 @@ class SandboxProcess:
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Any:
+def sandbox(request: pytest.FixtureRequest) -> Any:
     """Run the sandbox provider for the module, with no faults until a test sets them."""
+    slow = getattr(request.module, "SANDBOX_SLOW_SECONDS", SLOW_SECONDS)
     port = free_port()
     with tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False) as log:
         process = subprocess.Popen(
@@ -76,7 +80,7 @@ def sandbox() -> Any:
                 "--seed",
                 "7",
                 "--slow-seconds",
-                str(SLOW_SECONDS),
+                str(slow),
             ],
             stdout=log,
             stderr=log,
@@ -101,11 +105,11 @@ def sandbox() -> Any:
 
 
 @pytest.fixture
-def settings(settings: dict[str, Any]) -> dict[str, Any]:
+def settings(settings: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, Any]:
     """The test app waits little for the provider, retries once, resends at once."""
     return {
         **settings,
-        "PROVIDER_TIMEOUT_MS": TIMEOUT_MS,
+        "PROVIDER_TIMEOUT_MS": getattr(request.module, "PROVIDER_TIMEOUT_MS", TIMEOUT_MS),
         "PROVIDER_RETRIES": 1,
         "OTP_RESEND_SECONDS": 0,
     }
