@@ -137,9 +137,27 @@ def app_config(name: str) -> Any:
 def register_blueprints(app: Flask) -> None:
     """Register every blueprint, one per domain."""
     from terminal import api
-    from terminal.views import admin, auth, counter, followup, home, receipts, roster
+    from terminal.views import (
+        admin,
+        auth,
+        counter,
+        followup,
+        home,
+        receipts,
+        roster,
+        withdrawals,
+    )
 
-    blueprints = (auth.bp, home.bp, counter.bp, followup.bp, receipts.bp, admin.bp, roster.bp)
+    blueprints = (
+        auth.bp,
+        home.bp,
+        counter.bp,
+        followup.bp,
+        withdrawals.bp,
+        receipts.bp,
+        admin.bp,
+        roster.bp,
+    )
     for blueprint in (*blueprints, api.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # the API authenticates by bearer token, never by cookie

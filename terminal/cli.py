@@ -502,6 +502,36 @@ def reconcile(point_code: str | None) -> None:
     )
 
 
+@click.command("import-settlement")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--point", "point_code", required=True, help="The payout point the file is for.")
+@service_command
+def import_settlement(file: Path, point_code: str) -> None:
+    """Match a provider's settlement file (client_ref, amount, status, time); all or nothing."""
+    from terminal.services.places import get_point
+    from terminal.services.settlement import import_settlement as run_import
+
+    with _session() as session:
+        point = get_point(session, point_code)
+        report = run_import(session, point, file, actor="cli")
+    counts = report.counts()
+    click.echo(
+        f"settlement {file.name} for {point_code.upper()} ({', '.join(report.months)}): "
+        f"{counts['rows']} rows, {counts['matched']} matched, "
+        f"{counts['missing_at_terminal']} missing at the terminal, "
+        f"{counts['missing_at_provider']} missing at the provider, "
+        f"{counts['amount_differences']} amount differences; {report.cases} follow-up cases"
+    )
+    for title, rows in (
+        ("missing at the terminal", report.missing_at_terminal),
+        ("missing at the provider", report.missing_at_provider),
+        ("amount difference", report.amount_differences),
+    ):
+        for row in rows[:50]:
+            facts = ", ".join(f"{k}={v}" for k, v in row.items() if k != "client_ref")
+            click.echo(f"  {title}: {row['client_ref']} ({facts})")
+
+
 @click.command("serve")
 @click.option(
     "--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="$HOST or 127.0.0.1"
@@ -550,6 +580,7 @@ commands = [
     export_failures,
     provider_sandbox,
     reconcile,
+    import_settlement,
     serve,
 ]
 

@@ -212,3 +212,35 @@ class CaseForm(FlaskForm):
     status = SelectField(_l("Status"), validate_choice=True)
     assignee = SelectField(_l("Owner"), validate_choice=True)
     note = TextAreaField(_l("Add a note"), validators=[Optional(), Length(max=2000)])
+
+
+class WithdrawForm(FlaskForm):
+    """Ask the provider to send the account holder a code for the chosen periods."""
+
+    form_key = HiddenField(validators=[DataRequired(), Length(max=64)])
+    entitlements = MultiCheckboxField(
+        _l("Periods to pay"), choices=[], coerce=int, validate_choice=False
+    )
+
+
+class OtpForm(FlaskForm):
+    """The code the account holder reads out."""
+
+    otp = StringField(
+        _l("Code received by the account holder (OTP)"),
+        validators=[DataRequired(), Length(max=16)],
+        description=_l("Ask the person for the code in the message the provider sent them."),
+    )
+
+
+class SettlementUploadForm(FlaskForm):
+    """Upload the provider's monthly settlement file."""
+
+    file = FileField(
+        _l("Settlement file (.csv or .xlsx)"),
+        validators=[
+            FileRequired(),
+            FileAllowed(["csv", "xlsx"], _l("Choose a .csv or .xlsx file.")),
+        ],
+        description=_l("Columns: client_ref, amount, status, time."),
+    )

@@ -115,6 +115,40 @@ MESSAGES = {
         "account holder in cash, with the reason the account cannot pay out."
     ),
     "override_reason_invalid": _l("Give the reason for paying cash (5 to 500 characters)."),
+    "provider_not_connected": _l(
+        "This point is not connected to a provider: withdraw in the provider's app and type "
+        "its transaction reference."
+    ),
+    "provider_url_invalid": _l("The provider address must start with http:// or https://."),
+    "adapter_invalid": _l("Choose manual or http."),
+    "account_missing": _l("The roster gives no account number for this beneficiary."),
+    "withdrawal_open": _l(
+        "A withdrawal through the provider is already open for this period: finish it or "
+        "wait for the reconciliation. Nothing was paid."
+    ),
+    "withdrawal_not_found": _l("No such withdrawal at your point."),
+    "withdrawal_ended": _l("This withdrawal has ended (%(status)s)."),
+    "provider_refused": _l("The provider refused the withdrawal: %(provider_message)s"),
+    "provider_refused.provider_timeout": _l(
+        "The provider did not answer in time. Nothing was withdrawn; the attempt was "
+        "recorded. Try again later."
+    ),
+    "provider_refused.credited_not_withdrawable": _l(
+        "The account was credited but the money cannot be withdrawn (%(provider_code)s). "
+        "The case was recorded for follow-up."
+    ),
+    "otp_malformed": _l("The code is 4 to 8 digits."),
+    "otp_invalid": _l("The code is not right. %(attempts_left)s tries left."),
+    "otp_expired": _l("The code has expired. Send a new code."),
+    "otp_cooldown": _l("Wait a little before sending a new code."),
+    "otp_not_received": _l(
+        "No code arrived after three sends. The case was recorded for follow-up; the "
+        "period can be paid another way."
+    ),
+    "settlement_invalid": _l("The settlement file cannot be read."),
+    "settlement_columns": _l("The file needs the columns client_ref, amount, status and time."),
+    "settlement_rows": _l("Rows %(rows)s are wrong; nothing was imported."),
+    "settlement_empty": _l("The settlement file has no rows."),
 }
 
 # What the system saw when an attempt failed (Failure.detail_code), in the reader's
@@ -138,6 +172,30 @@ DETAILS = {
     ),
     "payment.system_error": _l(
         "The terminal failed while recording the payment (%(error)s); nothing was paid."
+    ),
+    "provider.refused": _l("The provider answered %(provider_code)s: %(provider_message)s"),
+    "withdrawal.pending": _l(
+        "The provider did not answer the code in time (reference %(client_ref)s): the "
+        "withdrawal waits for reconciliation."
+    ),
+    "withdrawal.otp_not_received": _l(
+        "No OTP code reached the account holder after %(sends)s sends (reference %(client_ref)s)."
+    ),
+    "withdrawal.possible_double_payment": _l(
+        "The provider paid %(amount)s đồng (reference %(client_ref)s) for a period already "
+        "paid another way: recover the money."
+    ),
+    "settlement.missing_at_terminal": _l(
+        "The provider's settlement lists %(client_ref)s as paid (%(provider_amount)s đồng); "
+        "the terminal has no completed payout for it (%(terminal_status)s)."
+    ),
+    "settlement.missing_at_provider": _l(
+        "The terminal paid %(client_ref)s (%(terminal_amount)s đồng); the provider's "
+        "settlement does not list it as paid."
+    ),
+    "settlement.amount_difference": _l(
+        "%(client_ref)s: the terminal paid %(terminal_amount)s đồng, the provider settled "
+        "%(provider_amount)s đồng."
     ),
     "refusal.insufficient_cash": _l(
         "%(needed)s đồng needed, %(remaining)s đồng left in the float."
@@ -167,7 +225,7 @@ def detail_text(code: str | None, params: dict[str, Any]) -> str:
         if isinstance(values.get(name), str) and len(values[name]) == 10:
             year, month, day = values[name].split("-")
             values[name] = f"{day}/{month}/{year}"
-    for name in ("needed", "remaining"):
+    for name in ("needed", "remaining", "amount", "terminal_amount", "provider_amount"):
         if isinstance(values.get(name), int):
             values[name] = f"{values[name]:,}".replace(",", ".")
     try:

@@ -37,6 +37,7 @@ from terminal.forms import (
     ReverseForm,
     SearchForm,
     VerifyForm,
+    WithdrawForm,
 )
 from terminal.messages import message_for, message_for_body
 from terminal.models import (
@@ -45,11 +46,13 @@ from terminal.models import (
     CollectorType,
     FailureReason,
     PaymentMethod,
+    ProviderAdapterKind,
     Verification,
 )
 from terminal.money import parse_vnd, vnd_in_words
 from terminal.services import cash as floats
 from terminal.services import counter, failures, idempotency, payouts, receipts, verifications
+from terminal.services import withdrawals as withdrawal_service
 from terminal.services.errors import NotFound, Refused, ServiceError
 from terminal.services.verifications import VerificationFailed
 
@@ -278,6 +281,18 @@ def _confirm_page(
     form.form_key.data = secrets.token_urlsafe(18)
     chosen = {i for i in (form.entitlements.data or []) if isinstance(i, int)}
     total = sum(e.amount_vnd for e in record.due if e.id in chosen) or record.due_vnd
+    point = g.user.payout_point
+    # At a point connected to its provider, an account holder is paid by a withdrawal
+    # with an OTP, not by a typed reference.
+    via_provider = (
+        account_holder
+        and point is not None
+        and point.adapter is ProviderAdapterKind.HTTP
+        and bool(point.provider_url)
+    )
+    withdraw_form = WithdrawForm(formdata=None) if via_provider else None
+    if withdraw_form is not None:
+        withdraw_form.form_key.data = form.form_key.data
     return (
         render_template(
             "counter/confirm.html",
@@ -297,6 +312,8 @@ def _confirm_page(
             if g.user.payout_point_id
             else None,
             may_override=account_holder and may(g.user, "supervise"),
+            via_provider=via_provider,
+            withdraw_form=withdraw_form,
             error=error,
             error_code=error_code,
         ),
@@ -360,6 +377,44 @@ def pay(verification_id: int) -> Any:
         message_for_body(outcome.body),
         outcome.status,
     )
+
+
+@bp.route("/v/<int:verification_id>/withdraw", methods=["POST"])
+@allow("counter")
+def withdraw(verification_id: int) -> Any:
+    """Ask the point's provider to send the account holder a code (an http point).
+
+    The form's one-time key is the Idempotency-Key: a double click asks once.
+    """
+    form = WithdrawForm()
+    if not form.validate_on_submit():
+        return _confirm_page(
+            verification_id, error=_("Check the form."), error_code="invalid_request", status=400
+        )
+    try:
+        outcome = withdrawal_service.start(
+            get_session(),
+            g.user,
+            withdrawal_service.WithdrawalOrder(
+                verification_id, tuple(form.entitlements.data or ())
+            ),
+            key=f"page:{form.form_key.data}",
+            settings=withdrawal_service.ProviderSettings.from_config(current_app.config),
+        )
+    except ServiceError as exc:
+        return _refused(verification_id, PayForm(), exc.code, message_for(exc), exc.status)
+    withdrawal_id = outcome.body.get("withdrawal_id")
+    if outcome.status == 201 and "payout_id" in outcome.body:
+        return redirect(url_for("counter.result", payout_id=outcome.body["payout_id"]), code=303)
+    if outcome.status >= 400 or withdrawal_id is None:
+        return _refused(
+            verification_id,
+            PayForm(),
+            outcome.body.get("error", "refused"),
+            message_for_body(outcome.body),
+            outcome.status,
+        )
+    return redirect(url_for("withdrawals.show", withdrawal_id=withdrawal_id), code=303)
 
 
 def _refused(verification_id: int, form: PayForm, code: str, message: str, status: int) -> Any:

@@ -1,0 +1,123 @@
+"""The provider's settlement file against the terminal's withdrawals (API.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from openpyxl import Workbook
+from sqlalchemy import func, select
+
+from terminal.models import AuditEvent, Failure, Payout, SettlementImport, Withdrawal
+from terminal.services.audit import verify_chain
+from tests import test_cli
+from tests.providers.helpers import Agent, account_holder
+
+run = test_cli.run  # the fixture running a command line as the console script does
+
+
+def _paid(client, session, sandbox, http_point, n):
+    person = account_holder(session, http_point, n, amount=500_000 + n)
+    agent = Agent(client)
+    body = agent.start(person).get_json()
+    answer = agent.otp(body["withdrawal_id"], sandbox.otp(body["client_ref"]))
+    assert answer.status_code == 201, answer.get_json()
+    return body["client_ref"], answer.get_json()
+
+
+def _counts(session):
+    session.rollback()
+    return (
+        session.scalar(select(func.count(Failure.id))),
+        session.scalar(select(func.count(SettlementImport.id))),
+        session.scalar(select(func.count(AuditEvent.seq))),
+    )
+
+
+def test_matched_missing_and_different_amounts_each_open_a_case(
+    run, client, http_point, session, sandbox, tmp_path
+):
+    refs = [_paid(client, session, sandbox, http_point, n) for n in (31, 32, 33)]
+    when = refs[0][1]["paid_at"]
+    (ok, ok_body), (short, _), (absent, absent_body) = refs
+    path = tmp_path / "vtp-10-2021.csv"
+    path.write_text(
+        "client_ref;amount;status;time\n"
+        f"{ok};{ok_body['amount']};paid;{when}\n"
+        f"{short};1.000;paid;{when}\n"  # another amount than the terminal paid
+        f"PLVT-never-seen;250000;paid;{when}\n"  # paid by the provider, not here
+        f"PLVT-cancelled;250000;cancelled;{when}\n",  # not paid: not a difference
+        encoding="utf-8-sig",
+    )
+    failures_before = _counts(session)[0]
+    result = run("import-settlement", str(path), "--point", "plvt")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "4 rows, 1 matched, 1 missing at the terminal, 1 missing at the provider" in result.stdout
+    )
+    assert "1 amount differences; 3 follow-up cases" in result.stdout
+    assert (
+        f"missing at the provider: {absent} (terminal_amount={absent_body['amount']}"
+        in result.stdout
+    )
+    session.rollback()
+    record = session.scalars(select(SettlementImport)).one()
+    assert (record.matched, record.missing_at_terminal, record.missing_at_provider) == (1, 1, 1)
+    cases = session.scalars(select(Failure).where(Failure.id > failures_before)).all()
+    assert sorted(c.detail_code for c in cases) == [
+        "settlement.amount_difference",
+        "settlement.missing_at_provider",
+        "settlement.missing_at_terminal",
+    ]
+    assert all(c.is_case and c.status.value == "open" for c in cases)
+    # The differences about known withdrawals name their beneficiary.
+    by_code = {c.detail_code: c for c in cases}
+    known = session.scalars(select(Withdrawal).where(Withdrawal.client_ref == short)).one()
+    assert by_code["settlement.amount_difference"].beneficiary_id == known.beneficiary_id
+    assert by_code["settlement.missing_at_terminal"].beneficiary_id is None
+    event = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    assert event.action == "settlement.imported" and event.actor == "cli"
+    assert verify_chain(session).ok
+
+
+def test_a_bad_row_refuses_the_whole_file_and_changes_nothing(
+    run, client, http_point, session, sandbox, tmp_path
+):
+    ref, body = _paid(client, session, sandbox, http_point, 34)
+    before = _counts(session)
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "client_ref,amount,status,time\n"
+        f"PLVT-x,100000,paid,{body['paid_at']}\n"
+        f"{ref},12.5,paid,{body['paid_at']}\n"
+        "PLVT-x,100000,paid,not a time\n",
+        encoding="utf-8",
+    )
+    result = run("import-settlement", str(path), "--point", "PLVT")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "row 3" in result.stderr and "row 4" in result.stderr
+    assert _counts(session) == before
+    missing = tmp_path / "cols.csv"
+    missing.write_text("reference,money\nA,1\n", encoding="utf-8")
+    result = run("import-settlement", str(missing), "--point", "PLVT")
+    assert result.returncode != 0
+    assert "lacks the column(s) client_ref, amount, status" in result.stderr
+    assert _counts(session) == before
+
+
+def test_an_excel_file_and_the_months_it_spans(run, client, http_point, session, sandbox, tmp_path):
+    ref, body = _paid(client, session, sandbox, http_point, 35)
+    session.rollback()
+    paid_at = session.scalars(select(Payout.paid_at)).one()
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["Mã tham chiếu", "Số tiền", "Trạng thái", "Thời gian"])
+    sheet.append(
+        [ref, body["amount"], "Thành công", paid_at.replace(tzinfo=None) + timedelta(hours=7)]
+    )
+    path = tmp_path / "vtp.xlsx"
+    workbook.save(path)
+    result = run("import-settlement", str(path), "--point", "PLVT")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "1 rows, 1 matched, 0 missing at the terminal, 0 missing at the provider" in result.stdout
+    )
