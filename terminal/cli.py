@@ -120,6 +120,23 @@ def create_point(
         )
 
 
+@click.command("set-adapter")
+@click.argument("code")
+@click.option("--adapter", required=True, type=click.Choice(["manual", "http"]))
+@click.option("--provider-url", default=None, help="The provider's base URL (http adapter).")
+@service_command
+def set_adapter(code: str, adapter: str, provider_url: str | None) -> None:
+    """Connect a payout point to its provider (http) or back to manual, nothing else changed."""
+    from terminal.services.places import set_adapter as set_point_adapter
+
+    with _session() as session:
+        point = set_point_adapter(
+            session, code, adapter=adapter, provider_url=provider_url, actor="cli"
+        )
+        via = f" at {point.provider_url}" if point.provider_url else ""
+        click.echo(f"point {point.code}: adapter {point.adapter.value}{via}")
+
+
 @click.command("create-user")
 @click.argument("username")
 @click.option(
@@ -568,6 +585,7 @@ def serve(ctx: click.Context, host: str, port: str, workers: int) -> None:
 commands = [
     init_db,
     create_point,
+    set_adapter,
     create_user,
     import_roster,
     seed_demo,

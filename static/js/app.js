@@ -92,3 +92,18 @@ document.addEventListener("change", function (event) {
   var label = form.querySelector("[data-testid=pay-total]");
   if (label) { label.textContent = text; }
 });
+
+// A button that may be used only after a wait (an OTP resend): disabled, counting down.
+document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("button[data-wait]").forEach(function (button) {
+    var left = parseInt(button.dataset.wait, 10) || 0;
+    var label = button.querySelector("[data-wait-label]");
+    if (left <= 0) { return; }
+    button.disabled = true;
+    var tick = setInterval(function () {
+      left -= 1;
+      if (label) { label.textContent = left > 0 ? label.dataset.waitLabel.replace("%s", left) : ""; }
+      if (left <= 0) { clearInterval(tick); button.disabled = false; }
+    }, 1000);
+  });
+});

@@ -188,6 +188,29 @@ def save_point(
     return point, created
 
 
+def set_adapter(
+    session: Session, code: str, *, adapter: str, provider_url: str | None, actor: str
+) -> PayoutPoint:
+    """Connect a point to its provider (``http``) or back to ``manual``; audited."""
+    kind, url = _checked_adapter(adapter, provider_url)
+    if kind is None:
+        raise InvalidInput("adapter must be manual or http", code="adapter_invalid")
+    with write_transaction(session):
+        point = get_point(session, code)
+        point.adapter = kind
+        point.provider_url = url
+        point.updated_at = utcnow()
+        record_event(
+            session,
+            actor=actor,
+            action=AuditAction.POINT_UPDATED,
+            object_type="payout_point",
+            object_id=point.id,
+            data={"code": point.code, "adapter": kind.value, "provider_url": url},
+        )
+    return point
+
+
 def _checked_adapter(
     adapter: str | None, provider_url: str | None
 ) -> tuple[ProviderAdapterKind | None, str | None]:

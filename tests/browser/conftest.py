@@ -71,8 +71,11 @@ def server_port():
 
 
 @pytest.fixture(scope="module")
-def served_terminal(database_template, tmp_path_factory, server_port):
-    """Seed the demo data and serve the terminal with gunicorn for the module."""
+def served_terminal(database_template, tmp_path_factory, server_port, request):
+    """Seed the demo data and serve the terminal with gunicorn for the module.
+
+    A module may add settings for its server in ``SERVER_ENV``.
+    """
     folder = tmp_path_factory.mktemp("served")
     db_url = database_template.fresh("empty", "served")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINAL_")}
@@ -83,6 +86,7 @@ def served_terminal(database_template, tmp_path_factory, server_port):
         # Receipt QR codes point at this very server, so a test can follow them.
         TERMINAL_PUBLIC_URL=f"http://127.0.0.1:{server_port}",
     )
+    env.update(getattr(request.module, "SERVER_ENV", {}))
     seeded = subprocess.run(
         [str(SCRIPT), "seed-demo", "--scale", "0.01"],
         env=env,

@@ -121,3 +121,44 @@ def test_an_excel_file_and_the_months_it_spans(run, client, http_point, session,
     assert (
         "1 rows, 1 matched, 0 missing at the terminal, 0 missing at the provider" in result.stdout
     )
+
+
+def test_points_are_connected_and_disconnected_from_the_command_line(run, world, session):
+    connected = run(
+        "set-adapter", "plvt", "--adapter", "http", "--provider-url", "http://10.0.0.5:8080/"
+    )
+    assert connected.returncode == 0, connected.stderr
+    assert connected.stdout.strip() == "point PLVT: adapter http at http://10.0.0.5:8080"
+    for url in ("ftp://10.0.0.5", "10.0.0.5:8080", "http://x/?q=1", "javascript:alert(1)"):
+        bad = run("set-adapter", "PLVT", "--adapter", "http", "--provider-url", url)
+        assert bad.returncode != 0 and "http:// or https://" in bad.stderr, url
+    assert "http" in run("set-adapter", "PLVT", "--adapter", "http").stderr
+    back = run("set-adapter", "PLVT", "--adapter", "manual")
+    assert back.stdout.strip() == "point PLVT: adapter manual"
+    created = run(
+        "create-point",
+        "PLX1",
+        "--name",
+        "Đại lý",
+        "--kind",
+        "agent",
+        "--district",
+        "Phú Lộc",
+        "--communes",
+        "Lăng Cô",
+        "--adapter",
+        "http",
+        "--provider-url",
+        "https://bridge.example/vtp",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "provider https://bridge.example/vtp" in created.stdout
+    session.rollback()
+    from terminal.models import PayoutPoint
+
+    point = session.scalars(select(PayoutPoint).where(PayoutPoint.code == "PLX1")).one()
+    assert (point.adapter.value, point.provider_url) == ("http", "https://bridge.example/vtp")
+    assert (
+        session.scalars(select(PayoutPoint).where(PayoutPoint.code == "PLVT")).one().provider_url
+        is None
+    )

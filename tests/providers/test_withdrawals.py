@@ -220,3 +220,43 @@ def test_an_idempotency_key_replays_the_first_answer(client, http_point, session
     assert again.headers.get("Idempotent-Replayed") == "true"
     session.rollback()
     assert session.scalar(select(func.count(Withdrawal.id))) == 1
+
+
+def test_the_sandbox_pages_refuse_bad_fault_rates(sandbox):
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        sandbox.base + "/sandbox/faults",
+        data=json.dumps({"otp_loss": 2}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        urllib.request.urlopen(request, timeout=5)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 400
+    else:  # pragma: no cover
+        raise AssertionError("a rate above 1 was accepted")
+    assert sandbox.otp("PLVT-unknown") is None
+    assert sandbox.status("PLVT-unknown") is None
+
+
+def test_an_unknown_or_foreign_withdrawal_is_404(client, http_point, session, sandbox, world):
+    person = account_holder(session, http_point, 11)
+    body = Agent(client).start(person).get_json()
+    other_point_clerk = Agent(client, "clerk1")  # HTBD's clerk: not their point
+    assert other_point_clerk.get(body["withdrawal_id"]).status_code == 404
+    assert other_point_clerk.otp(body["withdrawal_id"], "123456").status_code == 404
+    agent = Agent(client)
+    assert agent.get(2**63 + 5).status_code == 404
+    assert agent.otp(999_999, "123456").status_code == 404
+    bad = client.post(
+        f"/api/v1/withdrawals/{body['withdrawal_id']}/otp",
+        data="not json",
+        headers={**agent.headers, "Content-Type": "application/json"},
+    )
+    assert bad.status_code == 400
+    auditor = Agent(client, "auditor1")
+    assert auditor.get(body["withdrawal_id"]).status_code == 200
+    assert auditor.otp(body["withdrawal_id"], "123456").status_code == 403
