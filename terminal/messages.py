@@ -119,6 +119,10 @@ MESSAGES = {
         "This point is not connected to a provider: withdraw in the provider's app and type "
         "its transaction reference."
     ),
+    "provider_connected": _l(
+        "This point withdraws from accounts through its provider: send the code (OTP) "
+        "instead of typing a reference."
+    ),
     "provider_url_invalid": _l("The provider address must start with http:// or https://."),
     "adapter_invalid": _l("Choose manual or http."),
     "account_missing": _l("The roster gives no account number for this beneficiary."),

@@ -132,7 +132,7 @@ class HttpAdapter:
         last: str = "no attempt"
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(min(0.2 * attempt, 1.0))
+                time.sleep(min(0.2 * attempt, self.timeout, 1.0))
             request = urllib.request.Request(  # noqa: S310 (http(s) only: __init__)
                 self.base_url + path,
                 data=data,

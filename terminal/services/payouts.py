@@ -49,6 +49,7 @@ from terminal.models import (
     PayoutLine,
     PayoutStatus,
     PointKind,
+    ProviderAdapterKind,
     Proxy,
     Receipt,
     ReceiptCounter,
@@ -142,6 +143,7 @@ class _Actor:
     point_kind: PointKind
     receipt_format: Any
     supervises: bool
+    via_provider: bool = False
 
 
 def _actor(user: User) -> _Actor:
@@ -157,6 +159,7 @@ def _actor(user: User) -> _Actor:
         point_kind=point.kind,
         receipt_format=point.receipt_format,
         supervises=may(user, "supervise"),
+        via_provider=point.adapter is ProviderAdapterKind.HTTP,
     )
 
 
@@ -620,6 +623,11 @@ def _channel_rule(
     out, on the point supervisor's word (``override``, audited).
     """
     channel = channel_for(actor.point_kind, requested)
+    if requested == "account" and actor.via_provider:
+        raise Refused(
+            "this point withdraws through its provider with an OTP: use POST /withdrawals",
+            code="provider_connected",
+        )
     wanted = "account" if method is PaymentMethod.ACCOUNT else "cash"
     if override is not None:
         if not actor.supervises:

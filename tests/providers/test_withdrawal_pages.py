@@ -131,3 +131,33 @@ def test_the_supervisor_matches_a_settlement_file(app, http_point, session, sand
     page = answer.get_data(as_text=True)
     assert answer.status_code == 200, page[:1000]
     assert 'data-testid="settlement-report"' in page and "PLVT-unknown-1" in page
+
+
+def test_the_supervisor_may_pay_cash_when_the_account_cannot_pay_out(app, http_point, session):
+    from tests.factories import set_float
+
+    person = account_holder(session, http_point, 25)
+    set_float(session, "PLVT")
+    supervisor = app.test_client()
+    login(supervisor, "supervisorb")
+    confirm_url = verified_confirm_url(supervisor, code=person.code, identity=person.id_number)
+    html = supervisor.get(confirm_url).get_data(as_text=True)
+    assert 'data-testid="withdraw-form"' in html
+    assert 'data-testid="override-at-provider-point"' in html
+    assert 'name="channel" value="cash"' in html and 'name="provider_ref"' not in html
+    action = re.search(r'action="([^"]+/pay)"', html).group(1)
+    keys = re.findall(r'name="form_key"[^>]*value="([^"]+)"', html)
+    paid = supervisor.post(
+        action,
+        data={
+            "csrf_token": csrf_from(html),
+            "form_key": keys[-1],
+            "entitlements": re.findall(r'name="entitlements" value="(\d+)"', html)[:1],
+            "channel": "cash",
+            "override_reason": "Tài khoản không rút được (VT-417)",
+        },
+    )
+    assert paid.status_code == 303, paid.get_data(as_text=True)[:800]
+    session.rollback()
+    payout = session.scalars(select(Payout)).one()
+    assert payout.channel.value == "cash" and payout.beneficiary_id == person.id

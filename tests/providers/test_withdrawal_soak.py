@@ -39,8 +39,8 @@ TIMEOUT_RATE = 0.1
 NOT_WITHDRAWABLE = 0.03
 # Short waits keep the run short; on a busy machine more answers time out, which only
 # makes more pending withdrawals for the reconciliation: the rules hold either way.
-SANDBOX_SLOW_SECONDS = 0.8
-PROVIDER_TIMEOUT_MS = 250
+SANDBOX_SLOW_SECONDS = 0.5
+PROVIDER_TIMEOUT_MS = 150
 
 
 def _withdraw(agent: Agent, sandbox, person, tally: collections.Counter) -> None:

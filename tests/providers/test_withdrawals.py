@@ -64,18 +64,32 @@ def test_the_held_entitlement_cannot_be_paid_or_withdrawn_again(
     second = agent.start(person)
     assert second.status_code == 409
     assert second.get_json()["error"] == "withdrawal_open"
-    # Nor by the manual path (a reference typed), nor in cash with an override.
+    # A typed reference is refused at a point connected to its provider...
     manual = client.post(
         "/api/v1/payouts",
         json={
             "verification_id": agent.verify(person),
-            "entitlement_ids": [e for e in [first["entitlement_ids"][0]]],
+            "entitlement_ids": first["entitlement_ids"],
             "channel": "account",
             "provider_ref": "VTP-typed-1",
         },
         headers={**agent.headers, "Idempotency-Key": "manual-1"},
     )
-    assert manual.status_code == 409 and manual.get_json()["error"] == "withdrawal_open"
+    assert manual.status_code == 422 and manual.get_json()["error"] == "provider_connected"
+    # ...and the supervisor's cash override cannot take a held period either.
+    supervisor = Agent(client, "supervisorb")
+    cash = client.post(
+        "/api/v1/payouts",
+        json={
+            "verification_id": supervisor.verify(person),
+            "entitlement_ids": first["entitlement_ids"],
+            "channel": "cash",
+            "override_reason": "Tài khoản bị khóa, trả tiền mặt",
+        },
+        headers={**supervisor.headers, "Idempotency-Key": "override-1"},
+    )
+    assert cash.status_code == 409 and cash.get_json()["error"] == "withdrawal_open"
+    assert cash.get_json()["withdrawal_id"] == first["withdrawal_id"]
 
 
 def test_a_refusal_is_a_case_with_the_providers_code(client, http_point, session, sandbox):
@@ -260,3 +274,30 @@ def test_an_unknown_or_foreign_withdrawal_is_404(client, http_point, session, sa
     auditor = Agent(client, "auditor1")
     assert auditor.get(body["withdrawal_id"]).status_code == 200
     assert auditor.otp(body["withdrawal_id"], "123456").status_code == 403
+
+
+def test_each_step_of_a_withdrawal_is_an_audit_event(app, client, http_point, session, sandbox):
+    from terminal.models import AuditEvent
+
+    agent = Agent(client)
+    paid = agent.start(account_holder(session, http_point, 12)).get_json()
+    assert agent.otp(paid["withdrawal_id"], sandbox.otp(paid["client_ref"])).status_code == 201
+    sandbox.faults(not_withdrawable=1.0)
+    assert agent.start(account_holder(session, http_point, 13)).status_code == 422
+    sandbox.faults()
+    pending = agent.start(account_holder(session, http_point, 14)).get_json()
+    sandbox.faults(timeout_rate=1.0)
+    assert agent.otp(pending["withdrawal_id"], "000000").status_code == 202
+    sandbox.faults()
+    client.post("/api/v1/withdrawals/reconcile", headers=Agent(client, "supervisorb").headers)
+    session.rollback()
+    actions = set(session.scalars(select(AuditEvent.action)))
+    assert actions >= {
+        "withdrawal.started",
+        "withdrawal.failed",
+        "withdrawal.pending",
+        "withdrawal.released",
+        "payout.recorded",
+        "failure.recorded",
+    }
+    assert verify_chain(session).ok
