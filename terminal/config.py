@@ -123,6 +123,12 @@ def _check(app: Flask) -> None:
     ):
         cfg[name] = _int_in_range(name, cfg.get(name), low, high)
 
+    # A provider call with its retries must end well before a worker is killed (60 s).
+    if cfg["PROVIDER_TIMEOUT_MS"] * (cfg["PROVIDER_RETRIES"] + 1) > 45_000:
+        raise ConfigError(
+            "TERMINAL_PROVIDER_TIMEOUT_MS x (TERMINAL_PROVIDER_RETRIES + 1) must be at most "
+            "45000: a provider call must end before the server gives up on the request"
+        )
     if cfg.get("DEFAULT_LOCALE") not in LOCALES:
         raise ConfigError("TERMINAL_DEFAULT_LOCALE must be vi or en")
     if str(cfg.get("LOG_LEVEL", "")).upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -153,6 +153,9 @@ MESSAGES = {
     "settlement_columns": _l("The file needs the columns client_ref, amount, status and time."),
     "settlement_rows": _l("Rows %(rows)s are wrong; nothing was imported."),
     "settlement_empty": _l("The settlement file has no rows."),
+    "settlement_already_imported": _l(
+        "This file was already matched (import #%(import_id)s): nothing was done."
+    ),
 }
 
 # What the system saw when an attempt failed (Failure.detail_code), in the reader's
@@ -200,6 +203,10 @@ DETAILS = {
     "settlement.amount_difference": _l(
         "%(client_ref)s: the terminal paid %(terminal_amount)s đồng, the provider settled "
         "%(provider_amount)s đồng."
+    ),
+    "withdrawal.amount_differs": _l(
+        "%(client_ref)s: the provider moved %(provider_amount)s đồng, the periods owe "
+        "%(terminal_amount)s đồng."
     ),
     "refusal.insufficient_cash": _l(
         "%(needed)s đồng needed, %(remaining)s đồng left in the float."

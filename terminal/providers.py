@@ -149,6 +149,8 @@ class HttpAdapter:
                 last = f"HTTP {exc.code}"
             except (TimeoutError, OSError) as exc:  # URLError is an OSError
                 last = type(getattr(exc, "reason", exc)).__name__
+            except Exception as exc:  # a broken answer (IncompleteRead, BadStatusLine...)
+                last = type(exc).__name__
             log.warning(
                 "provider call failed: %s %s attempt %d: %s",
                 method,

@@ -33,6 +33,8 @@ class Withdrawal(Base):
     # JSON list of the entitlement ids, in the order asked.
     entitlement_ids: Mapped[str] = mapped_column(String(1000))
     amount_vnd: Mapped[vnd]
+    # The provider it was started with: reconciled there even if the point moves on.
+    provider_url: Mapped[str] = mapped_column(String(300))
     status: Mapped[WithdrawalStatus] = enum_column(
         WithdrawalStatus, nullable=False, default=WithdrawalStatus.OTP_SENT
     )

@@ -656,6 +656,10 @@ class _ImportRun:
                                 row.code,
                             )
                         )
+                elif entitlement.held_by_withdrawal_id is not None and (
+                    entitlement.amount_vnd != amount or entitlement.arrears_vnd != row.arrears_vnd
+                ):
+                    self._held(row)
                 elif (
                     entitlement.status is EntitlementStatus.CANCELLED
                     or entitlement.amount_vnd != amount
@@ -675,6 +679,8 @@ class _ImportRun:
                                 updated_at=now,
                             )
                         )
+            elif entitlement is not None and entitlement.held_by_withdrawal_id is not None:
+                self._held(row)
             elif entitlement is not None and entitlement.status is EntitlementStatus.DUE:
                 self.report.entitlements_cancelled += 1
                 if not self.dry:
@@ -685,6 +691,18 @@ class _ImportRun:
                     )
         if new:
             self.session.execute(insert(Entitlement.__table__), new)
+
+    def _held(self, row: RosterRow) -> None:
+        """Leave an entitlement a withdrawal holds as it is, and say so in the report."""
+        self.report.flags.append(
+            RowProblem(
+                row.row,
+                COLUMNS["monthly_amount"],
+                "a withdrawal through the provider is open for this period; left unchanged "
+                "(import again once it has ended)",
+                row.code,
+            )
+        )
 
     def _note_entitlement_change(self, row: RosterRow, entitlement: Any, amount: int) -> None:
         """Report a changed entitlement, counting its row as updated if nothing else was."""

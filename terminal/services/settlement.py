@@ -34,6 +34,7 @@ from terminal.models import (
     FailureStatus,
     Payout,
     PayoutPoint,
+    PayoutStatus,
     SettlementImport,
     Withdrawal,
     WithdrawalStatus,
@@ -134,21 +135,34 @@ def _columns(header: list[str]) -> dict[str, int]:
 
 def _time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
-        return value
+        return _in_range(value)
     text = clean_text(str(value or ""))
     if not text:
         return None
+    parsed: datetime | None = None
     for candidate in (text, text.replace(" ", "T", 1)):
         try:
-            return datetime.fromisoformat(candidate)
+            parsed = datetime.fromisoformat(candidate)
+            break
         except ValueError:
             continue
-    for fmt in ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y"):
-        try:
-            return datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-    raise ValueError("not a time (YYYY-MM-DD HH:MM:SS or dd/mm/yyyy HH:MM)")
+    if parsed is None:
+        for fmt in ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y"):
+            try:
+                parsed = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        raise ValueError("not a time (YYYY-MM-DD HH:MM:SS or dd/mm/yyyy HH:MM)")
+    return _in_range(parsed)
+
+
+def _in_range(value: datetime) -> datetime:
+    """Refuse times no settlement holds (and that overflow time-zone arithmetic)."""
+    if not 2000 <= value.year <= 2100:
+        raise ValueError("a time between the years 2000 and 2100")
+    return value
 
 
 def read_settlement(path: Path, filename: str | None = None) -> list[_Row]:
@@ -247,28 +261,54 @@ def import_settlement(
     user_id: int | None = None,
 ) -> SettlementReport:
     """Match a settlement file against the point's completed withdrawals; all or nothing."""
-    name = filename or path.name
+    name = clean_text((filename or path.name).replace("\x00", ""))[:200] or "settlement"
     rows = read_settlement(path, name)
     report = SettlementReport(filename=name, point=point.code, sha256=file_sha256(path))
+    already = session.scalar(
+        select(SettlementImport.id).where(
+            SettlementImport.point_id == point.id, SettlementImport.sha256 == report.sha256
+        )
+    )
+    session.rollback()
+    if already is not None:
+        raise SettlementError(
+            f"this file was already matched (import #{already}): nothing was done",
+            code="settlement_already_imported",
+            import_id=already,
+        )
     report.rows = len(rows)
     report.months = _months(rows)
     start, end = _month_range(report.months)
     provider = {r.client_ref: r for r in rows}
     now = utcnow()
     with write_transaction(session):
+        completed = (
+            select(Withdrawal, Payout.amount_vnd)
+            .join(Payout, Payout.id == Withdrawal.payout_id)
+            .where(
+                Withdrawal.point_id == point.id,
+                Withdrawal.status == WithdrawalStatus.COMPLETED,
+                Payout.status == PayoutStatus.COMPLETED,
+            )
+        )
+        # The terminal's side: completed in the file's months, and any the file names
+        # (a withdrawal reconciled in the next month is still the same withdrawal).
         ours = {
             w.client_ref: (w, amount)
             for w, amount in session.execute(
-                select(Withdrawal, Payout.amount_vnd)
-                .join(Payout, Payout.id == Withdrawal.payout_id)
-                .where(
-                    Withdrawal.point_id == point.id,
-                    Withdrawal.status == WithdrawalStatus.COMPLETED,
-                    Payout.paid_at >= start,
-                    Payout.paid_at < end,
-                )
+                completed.where(Payout.paid_at >= start, Payout.paid_at < end)
             )
         }
+        named = [r for r in provider if r not in ours]
+        for chunk in range(0, len(named), 5000):
+            ours.update(
+                {
+                    w.client_ref: (w, amount)
+                    for w, amount in session.execute(
+                        completed.where(Withdrawal.client_ref.in_(named[chunk : chunk + 5000]))
+                    )
+                }
+            )
         # References of the file that the terminal knows but did not complete (or
         # completed outside the months): found by reference, whatever their state.
         others = {

@@ -27,7 +27,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -121,6 +121,12 @@ class ProviderSettings:
         """Return the point's provider adapter."""
         return adapter_for(
             point.adapter.value, point.provider_url, timeout=self.timeout_s, retries=self.retries
+        )
+
+    def adapter_of(self, withdrawal: Withdrawal) -> ProviderAdapter:
+        """Return the adapter of the provider a withdrawal was started with."""
+        return adapter_for(
+            "http", withdrawal.provider_url, timeout=self.timeout_s, retries=self.retries
         )
 
 
@@ -362,6 +368,7 @@ def _hold(
             beneficiary_id=verified.person_id,
             entitlement_ids=json.dumps(list(ids)),
             amount_vnd=sum(entitlements[i].amount_vnd for i in ids),
+            provider_url=point.provider_url,
             status=WithdrawalStatus.OTP_SENT,
             otp_sends=1,
             last_sent_at=now,
@@ -433,8 +440,13 @@ def _release(
     provider_code: str | None = None,
     provider_message: str | None = None,
     failure_id: int | None = None,
-) -> None:
-    """End an open withdrawal without a payout and let go of its entitlements."""
+    allowed: tuple[WithdrawalStatus, ...] = (WithdrawalStatus.OTP_SENT,),
+) -> bool:
+    """End a withdrawal without a payout and let go of its entitlements.
+
+    Only from the ``allowed`` states (the agent's paths end only one waiting for its
+    code; a pending one ends only through the reconciliation). Returns whether it ended.
+    """
     with write_transaction(session):
         current = session.scalar(
             select(Withdrawal)
@@ -443,8 +455,8 @@ def _release(
             .execution_options(populate_existing=True)
         )
         assert current is not None
-        if not current.is_open:
-            return
+        if current.status not in allowed:
+            return False
         now = utcnow()
         current.status = status
         current.ended_at = current.updated_at = now
@@ -454,12 +466,7 @@ def _release(
             current.provider_message = provider_message[:300]
         if failure_id is not None:
             current.failure_id = failure_id
-        session.execute(
-            update(Entitlement)
-            .where(Entitlement.held_by_withdrawal_id == current.id)
-            .values(held_by_withdrawal_id=None)
-            .execution_options(synchronize_session=False)
-        )
+        _unhold(session, current)
         record_event(
             session,
             actor=actor,
@@ -469,6 +476,20 @@ def _release(
             data={"client_ref": current.client_ref, **data},
         )
     session.refresh(withdrawal)
+    return True
+
+
+def _unhold(session: Session, withdrawal: Withdrawal) -> None:
+    """Let go of a withdrawal's entitlements (through their primary key)."""
+    session.execute(
+        update(Entitlement)
+        .where(
+            Entitlement.id.in_(withdrawal.entitlement_list),
+            Entitlement.held_by_withdrawal_id == withdrawal.id,
+        )
+        .values(held_by_withdrawal_id=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _end_refused(
@@ -551,12 +572,20 @@ def _complete(
         if current.status is WithdrawalStatus.COMPLETED and current.payout_id is not None:
             session.rollback()
             return Outcome(201, _payout_body(session, current), withdrawal=current)
-        if not current.is_open:
-            raise WithdrawalEnded(f"this withdrawal is {current.status.value}")
         conn = session.connection()
         verified = conn.execute(_VERIFIED, {"verification_id": current.verification_id}).one()
         ids = tuple(current.entitlement_list)
         rows = {row.id: row for row in conn.execute(_LOCK_ENTITLEMENTS, {"ids": ids})}
+        # The provider paid. A withdrawal ended meanwhile (released, failed) is recorded
+        # all the same while its periods are still unpaid and free; if they were paid
+        # some other way, the money left twice: a case to recover it, never a payout.
+        if any(
+            row.status is not EntitlementStatus.DUE
+            or row.held_by_withdrawal_id not in (None, current.id)
+            for row in rows.values()
+        ) or len(rows) != len(ids):
+            session.rollback()
+            return _double_payment(session, withdrawal, answer, actor=actor)
         point = current.point
         user = session.get(User, current.user_id)
         assert user is not None
@@ -565,8 +594,11 @@ def _complete(
         # The provider's settlement may differ from what was asked: the money it says
         # it paid is recorded only if it is what the entitlements owe.
         amount = answer.body.get("amount")
-        if isinstance(amount, int) and amount != current.amount_vnd:
-            log.warning("provider paid another amount: withdrawal=%s", current.id)
+        differs = (
+            isinstance(amount, int)
+            and not isinstance(amount, bool)
+            and amount != sum(rows[i].amount_vnd for i in ids)
+        )
         payout, body = write_payout(
             session,
             PayoutFacts(
@@ -598,23 +630,36 @@ def _complete(
         current.payout_id = payout.id
         current.provider_ref = provider_ref
         current.ended_at = current.updated_at = now
-        session.execute(
-            update(Entitlement)
-            .where(Entitlement.held_by_withdrawal_id == current.id)
-            .values(held_by_withdrawal_id=None)
-            .execution_options(synchronize_session=False)
-        )
+        _unhold(session, current)
         session.commit()
-    except IntegrityError:
-        # The entitlement was paid some other way while the provider paid too: the
-        # money left the account twice over. Never a second payout: a case to recover.
+    except IntegrityError as exc:
         session.rollback()
+        if "payout_lines" not in str(exc.orig):
+            raise
+        # Another payout won these periods at the same moment while the provider paid
+        # too: the money left twice. Never a second payout: a case to recover it.
         return _double_payment(session, withdrawal, answer, actor=actor)
     except BaseException:
         session.rollback()
         raise
     session.refresh(withdrawal)
     log.info("withdrawal completed: id=%s payout=%s", withdrawal.id, payout.id)
+    if differs:
+        log_failure(
+            session,
+            user=session.get(User, withdrawal.user_id),
+            reason=FailureReason.OTHER,
+            detail_code="withdrawal.amount_differs",
+            params={
+                "client_ref": withdrawal.client_ref,
+                "terminal_amount": payout.amount_vnd,
+                "provider_amount": amount,
+            },
+            beneficiary_id=withdrawal.beneficiary_id,
+            channel=Channel.ACCOUNT,
+            provider_ref=withdrawal.client_ref,
+            escalated=True,
+        )
     return Outcome(201, {**body, "withdrawal_id": withdrawal.id}, withdrawal=withdrawal)
 
 
@@ -642,8 +687,18 @@ def _double_payment(
         data={"reason": "possible_double_payment"},
         provider_code="paid_twice",
         failure_id=failure.id,
+        allowed=(WithdrawalStatus.OTP_SENT, WithdrawalStatus.PENDING),
     )
-    return Outcome(409, {"error": "possible_double_payment", "failure_id": failure.id})
+    log.warning("withdrawal paid by the provider for periods paid otherwise: id=%s", withdrawal.id)
+    return Outcome(
+        409,
+        {
+            "error": "possible_double_payment",
+            "message": "the provider paid periods that were already paid: the case is open",
+            "withdrawal_id": withdrawal.id,
+            "failure_id": failure.id,
+        },
+    )
 
 
 def _payout_body(session: Session, withdrawal: Withdrawal) -> dict[str, Any]:
@@ -699,7 +754,12 @@ def _own_open(session: Session, user: User, withdrawal_id: int) -> Withdrawal:
 def confirm(
     session: Session, user: User, withdrawal_id: int, otp: str, *, settings: ProviderSettings
 ) -> Outcome:
-    """Confirm with the code the person reads out: 201 paid, 202 pending, or a refusal."""
+    """Confirm with the code the person reads out: 201 paid, 202 pending, or a refusal.
+
+    Only a clear answer ends anything: "paid" records the payout; a wrong or expired
+    code changes nothing; the provider's refusal ends the withdrawal. Any other
+    answer, or none, leaves the outcome unknown: pending, for the reconciliation.
+    """
     withdrawal = _own_open(session, user, withdrawal_id)
     if withdrawal.status is WithdrawalStatus.COMPLETED:
         return Outcome(201, _payout_body(session, withdrawal), replayed=True, withdrawal=withdrawal)
@@ -712,27 +772,33 @@ def confirm(
     code = (otp or "").strip()
     if not OTP_RE.match(code):
         raise InvalidInput("the code is 4 to 8 digits", code="otp_malformed")
-    adapter = settings.adapter(withdrawal.point)
+    ref, adapter = withdrawal.client_ref, settings.adapter_of(withdrawal)
     session.rollback()  # no transaction stays open while the provider works
     try:
-        answer = adapter.confirm(withdrawal.client_ref, code)
+        answer = adapter.confirm(ref, code)
     except ProviderUnreachable:
         return _pending(session, user, withdrawal)
     if answer.ok and answer.body.get("status") == "paid":
         return _complete(session, withdrawal, answer, actor=user.username)
-    error = answer.error or f"http_{answer.status}"
-    if error == "otp_invalid":
+    error = answer.error or ""
+    if answer.status == 422 and error == "otp_invalid":
         left = answer.body.get("attempts_left")
         raise OtpInvalid(
             "the code is not right",
             attempts_left=left if isinstance(left, int) and not isinstance(left, bool) else 0,
         )
-    if error == "otp_expired":
+    if answer.status == 422 and error == "otp_expired":
         raise OtpExpired("the code has expired: send a new one", sends_left=_sends_left(withdrawal))
-    reason = PROVIDER_REASONS.get(error, FailureReason.PROVIDER_REJECTED)
-    raise _end_refused(
-        session, user, withdrawal, reason, code=error, message=answer.message, adapter=None
-    )
+    if answer.status == 422 and error in REFUSALS:
+        reason = PROVIDER_REASONS.get(error, FailureReason.PROVIDER_REJECTED)
+        raise _end_refused(
+            session, user, withdrawal, reason, code=error, message=answer.message, adapter=adapter
+        )
+    return _pending(session, user, withdrawal)
+
+
+# A provider's 422 codes that end a withdrawal: it will not pay it.
+REFUSALS = frozenset({"credited_not_withdrawable", "provider_rejected", "account_blocked"})
 
 
 def _sends_left(withdrawal: Withdrawal) -> int:
@@ -751,7 +817,7 @@ def _pending_body(withdrawal: Withdrawal) -> dict[str, Any]:
 
 
 def _pending(session: Session, user: User, withdrawal: Withdrawal) -> Outcome:
-    """The confirmation got no answer: the money may have left. Hold, and open a case."""
+    """The outcome is unknown: the money may have left. Hold, and open a case."""
     failure = log_failure(
         session,
         user=user,
@@ -784,8 +850,82 @@ def _pending(session: Session, user: User, withdrawal: Withdrawal) -> Outcome:
                 data={"client_ref": current.client_ref, "amount_vnd": current.amount_vnd},
             )
     session.refresh(withdrawal)
-    log.warning("withdrawal pending: id=%s (the provider did not answer)", withdrawal.id)
+    if withdrawal.status is WithdrawalStatus.COMPLETED and withdrawal.payout_id is not None:
+        return Outcome(201, _payout_body(session, withdrawal), withdrawal=withdrawal)
+    if withdrawal.status is not WithdrawalStatus.PENDING:
+        raise WithdrawalEnded(
+            f"this withdrawal is {withdrawal.status.value}", status=withdrawal.status.value
+        )
+    log.warning("withdrawal pending: id=%s (no clear answer from the provider)", withdrawal.id)
     return Outcome(202, _pending_body(withdrawal), withdrawal=withdrawal)
+
+
+def _settle(
+    session: Session,
+    user: User,
+    withdrawal: Withdrawal,
+    adapter: ProviderAdapter,
+    *,
+    failed_with: int | None = None,
+) -> Outcome:
+    """Ask the provider what became of a withdrawal waiting for its code, and act on it.
+
+    Paid: completed. Never seen or cancelled: released. Still waiting: cancelled at
+    the provider, and released once the provider confirms the cancel. Anything
+    unclear: pending, for the reconciliation. Used when the agent gives up and when
+    the provider's answer to a resend does not fit a withdrawal waiting for a code.
+    """
+    ref = withdrawal.client_ref
+    session.rollback()
+    outcome, answer = _ask(adapter, ref)
+    if outcome == "paid" and answer is not None:
+        return _complete(session, withdrawal, answer, actor=user.username)
+    if outcome in ("unknown_at_provider", "cancelled"):
+        # ``failed_with``: the case of a withdrawal that failed (no code arrived).
+        _release(
+            session,
+            withdrawal,
+            WithdrawalStatus.FAILED if failed_with else WithdrawalStatus.RELEASED,
+            actor=user.username,
+            action=AuditAction.WITHDRAWAL_FAILED
+            if failed_with
+            else AuditAction.WITHDRAWAL_RELEASED,
+            data={"by": user.username, "why": outcome},
+            failure_id=failed_with,
+            provider_code="otp_not_received" if failed_with else None,
+        )
+        return Outcome(200, withdrawal_body(withdrawal), withdrawal=withdrawal)
+    return _pending(session, user, withdrawal)
+
+
+def _ask(adapter: ProviderAdapter, ref: str) -> tuple[str, ProviderAnswer | None]:
+    """Ask the status, and cancel what is not paid.
+
+    Returns ``paid`` (with the provider's answer), ``cancelled``, ``unknown_at_provider``
+    (a 404 ``not_found``: never seen) or ``unclear`` (no answer, or one that fits
+    nothing: only the provider's clear word ends a withdrawal).
+    """
+    try:
+        answer = adapter.status(ref)
+    except ProviderUnreachable:
+        return "unclear", None
+    if answer.status == 404 and answer.error == "not_found":
+        return "unknown_at_provider", answer
+    if not answer.ok:
+        return "unclear", answer
+    state = answer.body.get("status")
+    if state == "paid":
+        return "paid", answer
+    if state not in ("otp_sent", "expired", "cancelled"):
+        return "unclear", answer
+    cancelled = _cancel_quietly(adapter, ref)
+    if cancelled is None:
+        return "unclear", None
+    if cancelled.error == "already_paid":
+        return "paid", cancelled
+    if cancelled.ok and cancelled.body.get("status") == "cancelled":
+        return "cancelled", cancelled
+    return "unclear", cancelled
 
 
 def resend(
@@ -804,30 +944,23 @@ def resend(
             raise OtpCooldown(
                 "wait before sending a new code", retry_after=max(int(wait + 0.999), 1)
             )
-    adapter = settings.adapter(withdrawal.point)
+    adapter = settings.adapter_of(withdrawal)
     if withdrawal.otp_sends >= MAX_SENDS:
         # Three codes and none arrived: the case is there (logged at the third send);
-        # end the withdrawal so the person can be paid another way.
+        # end the withdrawal, once the provider confirms it will not pay it.
         failure_id = withdrawal.failure_id or _otp_case(session, user, withdrawal)
-        _release(
-            session,
-            withdrawal,
-            WithdrawalStatus.FAILED,
-            actor=user.username,
-            action=AuditAction.WITHDRAWAL_FAILED,
-            data={"reason": FailureReason.OTP_NOT_RECEIVED.value, "sends": withdrawal.otp_sends},
-            provider_code="otp_not_received",
-            failure_id=failure_id,
-        )
-        _cancel_quietly(adapter, withdrawal.client_ref)
+        outcome = _settle(session, user, withdrawal, adapter, failed_with=failure_id)
+        if outcome.status != 200:
+            return outcome
         raise OtpNotReceived(
             "no code arrived after three sends: the case is logged for follow-up",
             failure_id=failure_id,
             withdrawal_id=withdrawal.id,
         )
+    ref = withdrawal.client_ref
     session.rollback()
     try:
-        answer = adapter.resend(withdrawal.client_ref)
+        answer = adapter.resend(ref)
     except ProviderUnreachable:
         raise ProviderRefused(
             "the provider did not answer: try again",
@@ -835,11 +968,21 @@ def resend(
             withdrawal_id=withdrawal.id,
         ) from None
     if not answer.ok:
-        error = answer.error or f"http_{answer.status}"
-        reason = PROVIDER_REASONS.get(error, FailureReason.PROVIDER_REJECTED)
-        raise _end_refused(
-            session, user, withdrawal, reason, code=error, message=answer.message, adapter=None
-        )
+        error = answer.error or ""
+        if answer.status == 422 and error in REFUSALS:
+            reason = PROVIDER_REASONS.get(error, FailureReason.PROVIDER_REJECTED)
+            raise _end_refused(
+                session,
+                user,
+                withdrawal,
+                reason,
+                code=error,
+                message=answer.message,
+                adapter=adapter,
+            )
+        # "Already paid", "cancelled", or an answer that fits no waiting withdrawal:
+        # what the provider says of it decides.
+        return _settle(session, user, withdrawal, adapter)
     with write_transaction(session):
         session.execute(
             update(Withdrawal)
@@ -881,27 +1024,17 @@ def _otp_case(session: Session, user: User, withdrawal: Withdrawal) -> int:
 def cancel(
     session: Session, user: User, withdrawal_id: int, *, settings: ProviderSettings
 ) -> Outcome:
-    """The agent gives up on a withdrawal waiting for its code (the person left)."""
+    """The agent gives up on a withdrawal waiting for its code (the person left).
+
+    Released only once the provider confirms it cancelled it (or never saw it); paid
+    meanwhile, it is completed; no clear answer, it is pending.
+    """
     withdrawal = _own_open(session, user, withdrawal_id)
     if withdrawal.status is not WithdrawalStatus.OTP_SENT:
         raise WithdrawalEnded(
             f"this withdrawal is {withdrawal.status.value}", status=withdrawal.status.value
         )
-    adapter = settings.adapter(withdrawal.point)
-    session.rollback()
-    answer = _cancel_quietly(adapter, withdrawal.client_ref)
-    if answer is not None and answer.error == "already_paid":
-        return _complete(session, withdrawal, answer, actor=user.username)
-    # No code was ever confirmed by the terminal: nothing can have left the account.
-    _release(
-        session,
-        withdrawal,
-        WithdrawalStatus.RELEASED,
-        actor=user.username,
-        action=AuditAction.WITHDRAWAL_RELEASED,
-        data={"by": "agent"},
-    )
-    return Outcome(200, withdrawal_body(withdrawal), withdrawal=withdrawal)
+    return _settle(session, user, withdrawal, settings.adapter_of(withdrawal))
 
 
 # ---- reconciliation -----------------------------------------------------------------
@@ -914,6 +1047,7 @@ class ReconcileReport:
     completed: int = 0
     released: int = 0
     still_pending: int = 0
+    cases: int = 0
     items: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -921,6 +1055,7 @@ class ReconcileReport:
             "completed": self.completed,
             "released": self.released,
             "still_pending": self.still_pending,
+            "double_payment_cases": self.cases,
         }
 
 
@@ -945,19 +1080,23 @@ def reconcile(
     actor: str,
     settings: ProviderSettings,
     point_ids: list[int] | None = None,
-    adapter_of: Callable[[PayoutPoint], ProviderAdapter] | None = None,
 ) -> ReconcileReport:
     """Ask the provider about each pending withdrawal; complete or release each.
 
     Completed only on the provider's word that it paid; released only once the
     provider says it did not and has cancelled it (a cancelled withdrawal can never
-    be paid later). No answer: it stays pending for the next run.
+    be paid later). No clear answer: it stays pending for the next run. Each
+    withdrawal is asked of the provider it was started with.
     """
     report = ReconcileReport()
+    session.rollback()  # read what is pending now, not an older snapshot
     for withdrawal in open_withdrawals(session, point_ids):
-        adapter = (adapter_of or settings.adapter)(withdrawal.point)
-        session.rollback()
-        outcome = _reconcile_one(session, withdrawal, adapter, actor=actor)
+        adapter = settings.adapter_of(withdrawal)
+        try:
+            outcome = _reconcile_one(session, withdrawal, adapter, actor=actor)
+        except ServiceError:
+            session.rollback()
+            outcome = "pending"
         report.items.append(
             {
                 "withdrawal_id": withdrawal.id,
@@ -969,6 +1108,8 @@ def reconcile(
             report.completed += 1
         elif outcome == "released":
             report.released += 1
+        elif outcome == "case":
+            report.cases += 1
         else:
             report.still_pending += 1
     session.rollback()
@@ -978,45 +1119,24 @@ def reconcile(
 def _reconcile_one(
     session: Session, withdrawal: Withdrawal, adapter: ProviderAdapter, *, actor: str
 ) -> str:
-    try:
-        answer = adapter.status(withdrawal.client_ref)
-    except ProviderUnreachable:
-        return "pending"
-    if answer.status == 404:
-        # The provider never saw it (the request itself was lost): nothing was paid.
-        return _released(session, withdrawal, actor, "unknown_at_provider")
-    if answer.ok and answer.body.get("status") == "paid":
-        return (
-            "completed"
-            if _complete(session, withdrawal, answer, actor=actor).status == 201
-            else "pending"
+    ref = withdrawal.client_ref
+    session.rollback()
+    outcome, answer = _ask(adapter, ref)
+    if outcome == "paid" and answer is not None:
+        done = _complete(session, withdrawal, answer, actor=actor)
+        return "completed" if done.status == 201 else "case"
+    if outcome in ("unknown_at_provider", "cancelled"):
+        released = _release(
+            session,
+            withdrawal,
+            WithdrawalStatus.RELEASED,
+            actor=actor,
+            action=AuditAction.WITHDRAWAL_RELEASED,
+            data={"by": "reconciliation", "why": outcome},
+            allowed=(WithdrawalStatus.PENDING, WithdrawalStatus.OTP_SENT),
         )
-    if not answer.ok:
-        return "pending"
-    cancelled = _cancel_quietly(adapter, withdrawal.client_ref)
-    if cancelled is None:
-        return "pending"
-    if cancelled.error == "already_paid":  # paid between the two questions
-        return (
-            "completed"
-            if _complete(session, withdrawal, cancelled, actor=actor).status == 201
-            else "pending"
-        )
-    if cancelled.ok or cancelled.body.get("status") == "cancelled":
-        return _released(session, withdrawal, actor, "not_paid_at_provider")
+        return "released" if released else "pending"
     return "pending"
-
-
-def _released(session: Session, withdrawal: Withdrawal, actor: str, why: str) -> str:
-    _release(
-        session,
-        withdrawal,
-        WithdrawalStatus.RELEASED,
-        actor=actor,
-        action=AuditAction.WITHDRAWAL_RELEASED,
-        data={"by": "reconciliation", "why": why},
-    )
-    return "released"
 
 
 def pending_list(session: Session, user: User) -> list[Withdrawal]:

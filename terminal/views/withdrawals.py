@@ -98,13 +98,14 @@ def resend(withdrawal_id: int) -> Any:
     """Ask the provider to send the code again."""
     ActionForm().validate_on_submit()
     try:
-        withdrawals.resend(get_session(), g.user, withdrawal_id, settings=_settings())
+        outcome = withdrawals.resend(get_session(), g.user, withdrawal_id, settings=_settings())
     except Throttled as exc:
         flash(_("Wait %(n)s seconds before sending a new code.", n=exc.retry_after), "error")
     except ServiceError as exc:
         flash(message_for(exc), "error")
     else:
-        flash(_("A new code was sent."), "success")
+        if outcome.body.get("status") == "otp_sent":
+            flash(_("A new code was sent."), "success")
     return redirect(url_for("withdrawals.show", withdrawal_id=withdrawal_id), code=303)
 
 
@@ -114,11 +115,12 @@ def cancel(withdrawal_id: int) -> Any:
     """Give up a withdrawal still waiting for its code."""
     ActionForm().validate_on_submit()
     try:
-        withdrawals.cancel(get_session(), g.user, withdrawal_id, settings=_settings())
+        outcome = withdrawals.cancel(get_session(), g.user, withdrawal_id, settings=_settings())
     except ServiceError as exc:
         flash(message_for(exc), "error")
     else:
-        flash(_("The withdrawal was cancelled. Nothing was paid."), "success")
+        if outcome.status == 200:
+            flash(_("The withdrawal was cancelled. Nothing was paid."), "success")
     return redirect(url_for("withdrawals.show", withdrawal_id=withdrawal_id), code=303)
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
-from terminal.models import AuditEvent, Failure, Payout, SettlementImport, Withdrawal
+from terminal.models import AuditEvent, Entitlement, Failure, Payout, SettlementImport, Withdrawal
 from terminal.services.audit import verify_chain
 from tests import test_cli
 from tests.providers.helpers import Agent, account_holder
@@ -162,3 +162,65 @@ def test_points_are_connected_and_disconnected_from_the_command_line(run, world,
         session.scalars(select(PayoutPoint).where(PayoutPoint.code == "PLVT")).one().provider_url
         is None
     )
+
+
+def test_extreme_times_and_a_file_matched_twice_are_refused(
+    run, client, http_point, session, sandbox, tmp_path
+):
+    ref, body = _paid(client, session, sandbox, http_point, 36)
+    before = _counts(session)
+    for when in ("9999-12-31 10:00", "0001-01-01T00:00+14:00", "1999-12-31"):
+        path = tmp_path / "extreme.csv"
+        path.write_text(f"client_ref,amount,status,time\n{ref},{body['amount']},paid,{when}\n")
+        result = run("import-settlement", str(path), "--point", "PLVT")
+        assert result.returncode != 0 and "Traceback" not in result.stderr, when
+        assert "row 2" in result.stderr and "2000" in result.stderr
+    assert _counts(session) == before
+    good = tmp_path / "good.csv"
+    good.write_text(
+        f"client_ref,amount,status,time\n{ref},{body['amount']},paid,{body['paid_at']}\n"
+    )
+    assert run("import-settlement", str(good), "--point", "PLVT").returncode == 0
+    twice = run("import-settlement", str(good), "--point", "PLVT")
+    assert twice.returncode != 0 and "already matched" in twice.stderr
+    assert _counts(session)[1] == before[1] + 1
+
+
+def test_a_roster_import_leaves_a_held_period_alone(client, http_point, session, sandbox, tmp_path):
+    from terminal.services.roster import import_roster
+    from terminal.services.roster_file import write_roster_csv
+
+    person = account_holder(session, http_point, 37)
+    body = Agent(client).start(person).get_json()
+    session.rollback()
+    row = {
+        "code": person.code,
+        "full_name": "Trần Văn Bảy",  # (the helper numbers names; a roster may not)
+        "date_of_birth": person.date_of_birth,
+        "birth_year": person.birth_year,
+        "gender": person.gender.value,
+        "category": person.category.value,
+        "id_number": person.id_number,
+        "phone": None,
+        "district": "Phú Lộc",
+        "commune": http_point.communes[0].name,
+        "village": person.village,
+        "monthly_vnd": 700_000,  # the ministry raised it while the withdrawal waits
+        "arrears_vnd": 0,
+        "payment_method": "account",
+        "provider": "viettel_pay",
+        "account_no": person.account_no,
+        "status": "active",
+    }
+    path = tmp_path / "roster.csv"
+    write_roster_csv([row], path)
+    report = import_roster(session, path, period="2021-10", actor="test")
+    assert any("withdrawal" in flag.reason for flag in report.flags), (
+        report.rejections,
+        report.counts(),
+        report.flags,
+    )
+    session.rollback()
+    held = session.get(Withdrawal, body["withdrawal_id"])
+    entitlement = session.get(Entitlement, held.entitlement_list[0])
+    assert entitlement.amount_vnd == 540_000 and entitlement.held_by_withdrawal_id == held.id

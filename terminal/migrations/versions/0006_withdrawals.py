@@ -86,6 +86,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("provider_url", sa.String(length=300), nullable=False),
         sa.ForeignKeyConstraint(
             ["beneficiary_id"],
             ["beneficiaries.id"],
