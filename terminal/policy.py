@@ -37,6 +37,8 @@ class Permission(enum.StrEnum):
     AUDIT = "audit"
     # whole-log exports of personal data (DESIGN rule 8: auditors only)
     EXPORT = "export"
+    # the whole audit trail, every point's (auditors only)
+    AUDIT_TRAIL = "audit_trail"
     # users, payout points, roster imports, payment periods
     ADMIN = "admin"
 
@@ -55,6 +57,7 @@ POLICY: dict[Permission, frozenset[Role]] = {
     Permission.SUPERVISE: frozenset({Role.SUPERVISOR}),
     Permission.AUDIT: frozenset({Role.AUDITOR, Role.SUPERVISOR}),
     Permission.EXPORT: frozenset({Role.AUDITOR}),
+    Permission.AUDIT_TRAIL: frozenset({Role.AUDITOR}),
     Permission.ADMIN: frozenset({Role.ADMIN}),
 }
 

@@ -130,6 +130,7 @@ def authenticate_bearer() -> Any:
 
 # The endpoint modules register themselves on import.
 from terminal.api import (  # noqa: E402, F401
+    audit,
     counter,
     day,
     failures,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -490,3 +490,41 @@ class PendingBody(BaseModel):
     client_ref: str
     failure_id: int | None = None
     message: str
+
+
+class AuditQuery(BaseModel):
+    """A page of the audit trail: the events after a sequence number."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    after: int = Field(default=0, ge=0, le=2**62)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class AuditEventItem(BaseModel):
+    """One event of the hash chain, as stored and hashed."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    data: Any
+    prev_hash: str
+    hash: str
+
+
+class AuditEventList(BaseModel):
+    """Events in sequence order; ``next_after`` continues the walk (null at the end)."""
+
+    items: list[AuditEventItem]
+    next_after: int | None = None
+
+
+class AuditVerifyBody(BaseModel):
+    """The chain recomputed from the first event."""
+
+    ok: bool
+    events: int
+    first_bad_seq: int | None
