@@ -182,15 +182,21 @@ def error_body(error: ServiceError) -> dict[str, Any]:
     return {"error": error.code, "message": error.message, **error.fields}
 
 
-def _checked(order: PayoutOrder) -> tuple[tuple[int, ...], str | None, str | None]:
-    """Return the order's entitlement ids, provider reference and override, or refuse."""
-    ids = tuple(dict.fromkeys(order.entitlement_ids))
+def checked_ids(entitlement_ids: tuple[int, ...]) -> tuple[int, ...]:
+    """Return the entitlement ids asked for, once each, or refuse a bad list (400)."""
+    ids = tuple(dict.fromkeys(entitlement_ids))
     if not ids:
         raise InvalidInput("choose at least one entitlement", code="entitlements_required")
     if len(ids) > MAX_LINES:
         raise InvalidInput(f"at most {MAX_LINES} entitlements at once", code="entitlements_invalid")
     if any(isinstance(i, bool) or not isinstance(i, int) or not 1 <= i <= MAX_ID for i in ids):
         raise InvalidInput("entitlement ids are positive integers", code="entitlements_invalid")
+    return ids
+
+
+def _checked(order: PayoutOrder) -> tuple[tuple[int, ...], str | None, str | None]:
+    """Return the order's entitlement ids, provider reference and override, or refuse."""
+    ids = checked_ids(order.entitlement_ids)
     if order.channel not in ("cash", "account"):
         raise InvalidInput("channel must be cash or account", code="channel_invalid")
     provider_ref = (order.provider_ref or "").strip() or None
@@ -432,33 +438,7 @@ def _record(
         raise Refused("the verification has expired; verify again", code="verification_expired")
     person_id = verified.person_id
     channel = _channel_rule(actor, verified.payment_method, requested_channel, override)
-    entitlements = {row.id: row for row in conn.execute(_LOCK_ENTITLEMENTS, {"ids": ids})}
-    for entitlement_id in ids:
-        entitlement = entitlements.get(entitlement_id)
-        if entitlement is None or entitlement.beneficiary_id != person_id:
-            raise NotFound(
-                "no such entitlement for this beneficiary",
-                code="entitlement_not_found",
-                entitlement_id=entitlement_id,
-            )
-        if entitlement.status is EntitlementStatus.PAID:
-            raise AlreadyPaid(
-                "already paid",
-                entitlement_id=entitlement_id,
-                receipt_no=receipt_no_of_entitlement(session, entitlement_id),
-            )
-        if entitlement.status is EntitlementStatus.CANCELLED:
-            raise Refused(
-                "this entitlement was cancelled",
-                code="entitlement_not_due",
-                entitlement_id=entitlement_id,
-            )
-        if entitlement.held_by_withdrawal_id is not None:
-            raise WithdrawalOpen(
-                "a withdrawal through the provider is open for this entitlement",
-                entitlement_id=entitlement_id,
-                withdrawal_id=entitlement.held_by_withdrawal_id,
-            )
+    entitlements = lock_payable(session, ids, person_id)
     total = sum(entitlements[i].amount_vnd for i in ids)
     now = utcnow()
     if channel in CASH_CHANNELS:
@@ -611,6 +591,44 @@ def write_payout(
         "status": PayoutStatus.COMPLETED.value,
     }
     return payout, body
+
+
+def lock_payable(session: Session, ids: tuple[int, ...], person_id: int) -> dict[int, Any]:
+    """Lock a person's entitlements and refuse any that cannot be paid now.
+
+    Not this person's: 404; paid: 409 ``already_paid`` with its receipt; cancelled:
+    422; held by an open withdrawal through the provider: 409 ``withdrawal_open``.
+    Returns the locked rows by id (each with its amount).
+    """
+    conn = session.connection()
+    entitlements = {row.id: row for row in conn.execute(_LOCK_ENTITLEMENTS, {"ids": ids})}
+    for entitlement_id in ids:
+        entitlement = entitlements.get(entitlement_id)
+        if entitlement is None or entitlement.beneficiary_id != person_id:
+            raise NotFound(
+                "no such entitlement for this beneficiary",
+                code="entitlement_not_found",
+                entitlement_id=entitlement_id,
+            )
+        if entitlement.status is EntitlementStatus.PAID:
+            raise AlreadyPaid(
+                "already paid",
+                entitlement_id=entitlement_id,
+                receipt_no=receipt_no_of_entitlement(session, entitlement_id),
+            )
+        if entitlement.status is EntitlementStatus.CANCELLED:
+            raise Refused(
+                "this entitlement was cancelled",
+                code="entitlement_not_due",
+                entitlement_id=entitlement_id,
+            )
+        if entitlement.held_by_withdrawal_id is not None:
+            raise WithdrawalOpen(
+                "a withdrawal through the provider is open for this entitlement",
+                entitlement_id=entitlement_id,
+                withdrawal_id=entitlement.held_by_withdrawal_id,
+            )
+    return entitlements
 
 
 def _channel_rule(

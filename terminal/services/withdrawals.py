@@ -77,13 +77,12 @@ from terminal.services.payouts import (
     _LOCK_ENTITLEMENTS,
     _VERIFIED,
     MAX_ID,
-    MAX_LINES,
-    AlreadyPaid,
     ChannelNotAllowed,
     PayoutFacts,
     WithdrawalOpen,
+    checked_ids,
     error_body,
-    receipt_no_of_entitlement,
+    lock_payable,
     write_payout,
 )
 
@@ -207,17 +206,6 @@ def withdrawal_body(withdrawal: Withdrawal) -> dict[str, Any]:
 # ---- starting ---------------------------------------------------------------------
 
 
-def _checked_ids(ids: tuple[int, ...]) -> tuple[int, ...]:
-    ids = tuple(dict.fromkeys(ids))
-    if not ids:
-        raise InvalidInput("choose at least one entitlement", code="entitlements_required")
-    if len(ids) > MAX_LINES:
-        raise InvalidInput(f"at most {MAX_LINES} entitlements at once", code="entitlements_invalid")
-    if any(isinstance(i, bool) or not isinstance(i, int) or not 1 <= i <= MAX_ID for i in ids):
-        raise InvalidInput("entitlement ids are positive integers", code="entitlements_invalid")
-    return ids
-
-
 def _http_point(user: User) -> PayoutPoint:
     point = user.payout_point
     if point is None:
@@ -246,7 +234,7 @@ def start(
     """
     require(user, "counter")
     key = idempotency.check_key(key)
-    ids = _checked_ids(order.entitlement_ids)
+    ids = checked_ids(order.entitlement_ids)
     point = _http_point(user)
     request_hash = order.digest()
     claimed = idempotency.claim_key(session, user, key, request_hash)
@@ -325,33 +313,7 @@ def _hold(
         assert person is not None
         if not person.account_no:
             raise Refused("the roster gives no account number", code="account_missing")
-        entitlements = {row.id: row for row in conn.execute(_LOCK_ENTITLEMENTS, {"ids": ids})}
-        for entitlement_id in ids:
-            row = entitlements.get(entitlement_id)
-            if row is None or row.beneficiary_id != verified.person_id:
-                raise NotFound(
-                    "no such entitlement for this beneficiary",
-                    code="entitlement_not_found",
-                    entitlement_id=entitlement_id,
-                )
-            if row.status is EntitlementStatus.PAID:
-                raise AlreadyPaid(
-                    "already paid",
-                    entitlement_id=entitlement_id,
-                    receipt_no=receipt_no_of_entitlement(session, entitlement_id),
-                )
-            if row.status is EntitlementStatus.CANCELLED:
-                raise Refused(
-                    "this entitlement was cancelled",
-                    code="entitlement_not_due",
-                    entitlement_id=entitlement_id,
-                )
-            if row.held_by_withdrawal_id is not None:
-                raise WithdrawalOpen(
-                    "a withdrawal through the provider is open for this entitlement",
-                    entitlement_id=entitlement_id,
-                    withdrawal_id=row.held_by_withdrawal_id,
-                )
+        entitlements = lock_payable(session, ids, verified.person_id)
         periods = sorted(
             session.scalars(
                 select(Period.code)
@@ -448,12 +410,7 @@ def _release(
     code; a pending one ends only through the reconciliation). Returns whether it ended.
     """
     with write_transaction(session):
-        current = session.scalar(
-            select(Withdrawal)
-            .where(Withdrawal.id == withdrawal.id)
-            .with_for_update(of=Withdrawal)
-            .execution_options(populate_existing=True)
-        )
+        current = _locked(session, withdrawal.id)
         assert current is not None
         if current.status not in allowed:
             return False
@@ -477,6 +434,16 @@ def _release(
         )
     session.refresh(withdrawal)
     return True
+
+
+def _locked(session: Session, withdrawal_id: int) -> Withdrawal | None:
+    """Read a withdrawal afresh and lock it for the rest of the transaction."""
+    return session.scalar(
+        select(Withdrawal)
+        .where(Withdrawal.id == withdrawal_id)
+        .with_for_update(of=Withdrawal)
+        .execution_options(populate_existing=True)
+    )
 
 
 def _unhold(session: Session, withdrawal: Withdrawal) -> None:
@@ -562,12 +529,7 @@ def _complete(
 
     begin_write(session)
     try:
-        current = session.scalar(
-            select(Withdrawal)
-            .where(Withdrawal.id == withdrawal.id)
-            .with_for_update(of=Withdrawal)
-            .execution_options(populate_existing=True)
-        )
+        current = _locked(session, withdrawal.id)
         assert current is not None
         if current.status is WithdrawalStatus.COMPLETED and current.payout_id is not None:
             session.rollback()
@@ -830,12 +792,7 @@ def _pending(session: Session, user: User, withdrawal: Withdrawal) -> Outcome:
         provider_ref=withdrawal.client_ref,
     )
     with write_transaction(session):
-        current = session.scalar(
-            select(Withdrawal)
-            .where(Withdrawal.id == withdrawal.id)
-            .with_for_update(of=Withdrawal)
-            .execution_options(populate_existing=True)
-        )
+        current = _locked(session, withdrawal.id)
         assert current is not None
         if current.status is WithdrawalStatus.OTP_SENT:
             current.status = WithdrawalStatus.PENDING
