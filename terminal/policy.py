@@ -39,6 +39,8 @@ class Permission(enum.StrEnum):
     EXPORT = "export"
     # the whole audit trail, every point's (auditors only)
     AUDIT_TRAIL = "audit_trail"
+    # payment verification by sampling: draw samples, record what people say (auditors)
+    SAMPLE = "sample"
     # users, payout points, roster imports, payment periods
     ADMIN = "admin"
 
@@ -58,6 +60,7 @@ POLICY: dict[Permission, frozenset[Role]] = {
     Permission.AUDIT: frozenset({Role.AUDITOR, Role.SUPERVISOR}),
     Permission.EXPORT: frozenset({Role.AUDITOR}),
     Permission.AUDIT_TRAIL: frozenset({Role.AUDITOR}),
+    Permission.SAMPLE: frozenset({Role.AUDITOR}),
     Permission.ADMIN: frozenset({Role.ADMIN}),
 }
 

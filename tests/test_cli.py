@@ -15,6 +15,7 @@ from terminal import cli
 from terminal.db import get_engine, make_engine
 from terminal.models import PayoutPoint, User
 from terminal.schema import head_revision
+from tests.audit_tamper import guards_off
 from tests.conftest import PG_URL, SECRET
 
 SCRIPT = Path(sys.executable).parent / "payout-terminal"
@@ -318,7 +319,7 @@ def test_audit_verify(run, db_url):
     assert ok.returncode == 0, ok.stderr
     assert "intact: 1 events" in ok.stdout
     engine = make_engine(db_url)
-    with engine.begin() as conn:
+    with engine.begin() as conn, guards_off(conn):
         conn.exec_driver_sql("UPDATE audit_events SET actor = 'someone-else' WHERE seq = 1")
     engine.dispose()
     broken = run("audit-verify")

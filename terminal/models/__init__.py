@@ -23,6 +23,7 @@ from terminal.models.enums import (
     ProviderAdapterKind,
     ReceiptFormat,
     Role,
+    SampleAnswer,
     VerificationMethod,
     WithdrawalStatus,
 )
@@ -37,6 +38,7 @@ from terminal.models.payments import (
     Verification,
 )
 from terminal.models.places import Area, PayoutPoint, point_communes
+from terminal.models.reports import DayClosing, PaymentSample, PaymentSampleItem
 from terminal.models.roster import Beneficiary, Entitlement, Period, Proxy, RosterImport
 from terminal.models.withdrawals import SettlementImport, Withdrawal
 
@@ -54,6 +56,7 @@ __all__ = [
     "Category",
     "Channel",
     "CollectorType",
+    "DayClosing",
     "Entitlement",
     "EntitlementStatus",
     "Failure",
@@ -66,6 +69,8 @@ __all__ = [
     "LoginAttempt",
     "LoginSession",
     "PaymentMethod",
+    "PaymentSample",
+    "PaymentSampleItem",
     "Payout",
     "PayoutLine",
     "PayoutPoint",
@@ -81,6 +86,7 @@ __all__ = [
     "ReceiptFormat",
     "Role",
     "RosterImport",
+    "SampleAnswer",
     "SettlementImport",
     "User",
     "Verification",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from terminal.models.base import Base, BigID
@@ -14,6 +14,9 @@ class AuditEvent(Base):
     """One state change; its hash covers its content and the previous event's hash."""
 
     __tablename__ = "audit_events"
+    # An object's events (a payout's detail page); UPDATE and DELETE are refused by
+    # triggers (migration 0007).
+    __table_args__ = (Index("ix_audit_events_object", "object_type", "object_id"),)
 
     seq: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=False)
     at: Mapped[datetime]

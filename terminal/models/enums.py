@@ -131,6 +131,14 @@ class WithdrawalStatus(StrEnum):
     RELEASED = "released"
 
 
+class SampleAnswer(StrEnum):
+    """What a person sampled by an auditor says they received."""
+
+    IN_FULL = "in_full"
+    NOT_RECEIVED = "not_received"
+    OTHER_AMOUNT = "other_amount"
+
+
 class ProviderAdapterKind(StrEnum):
     MANUAL = "manual"
     HTTP = "http"
@@ -173,3 +181,9 @@ class AuditAction(StrEnum):
     CASH_FLOAT_SET = "cash_float.set"
     RECEIPT_REPRINTED = "receipt.reprinted"
     DATA_GENERATED = "data.generated"
+    AUTH_LOGIN_FAILED = "auth.login_failed"
+    AUTH_LOCKED_OUT = "auth.locked_out"
+    EXPORT_WRITTEN = "export.written"
+    DAY_CLOSED = "day.closed"
+    SAMPLE_DRAWN = "sample.drawn"
+    SAMPLE_ANSWERED = "sample.answered"

@@ -200,3 +200,36 @@ def verify_chain(session: Session, *, batch: int = 5000) -> ChainReport:
         # Events cut from the end: the head still remembers how long the chain was.
         return ChainReport(ok=False, events=count, first_bad_seq=last_seq + 1)
     return ChainReport(ok=True, events=count, first_bad_seq=None)
+
+
+def record_export(
+    session: Session,
+    *,
+    actor: str,
+    kind: str,
+    fmt: str,
+    filters: Mapping[str, Any] | None = None,
+    rows: int | None = None,
+) -> int:
+    """Record that someone exported (DESIGN rule 8: exports of personal data leave a trace).
+
+    ``kind`` names what was exported (``payouts``, ``failures``, ``period``,
+    ``coverage``, ``samples``...), ``filters`` what part of it; ``rows`` is the count
+    when known before the file is sent (a streamed export records its filters first).
+    Runs in its own write transaction, committed before the first byte goes out.
+    """
+    from terminal.db import write_transaction
+
+    data: dict[str, Any] = {"kind": kind, "format": fmt}
+    data["filters"] = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
+    if rows is not None:
+        data["rows"] = rows
+    with write_transaction(session):
+        return record_event(
+            session,
+            actor=actor,
+            action=AuditAction.EXPORT_WRITTEN,
+            object_type="export",
+            object_id=kind,
+            data=data,
+        )

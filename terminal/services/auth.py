@@ -289,6 +289,14 @@ def authenticate(
             log.warning(
                 "login refused, account locked: user=%s channel=%s ip=%s", name, channel, ip
             )
+            record_event(
+                session,
+                actor=name or "-",
+                action=AuditAction.AUTH_LOCKED_OUT,
+                object_type="user",
+                object_id=name or "-",
+                data={"channel": channel, "ip": ip, "failures": len(failures)},
+            )
             locked = Throttled("too many failed attempts", retry_after=max(retry_after, 1))
         else:
             locked = None
@@ -306,6 +314,15 @@ def authenticate(
                 log.info("login ok: user=%s channel=%s ip=%s", name, channel, ip)
             else:
                 log.warning("login failed: user=%s channel=%s ip=%s", name, channel, ip)
+                # Failed sign-ins are security events (S23): in the chain, not only the log.
+                record_event(
+                    session,
+                    actor=name or "-",
+                    action=AuditAction.AUTH_LOGIN_FAILED,
+                    object_type="user",
+                    object_id=name or "-",
+                    data={"channel": channel, "ip": ip, "known_user": user is not None},
+                )
     if locked is not None:
         raise locked
     if not ok:

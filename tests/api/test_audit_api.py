@@ -7,7 +7,9 @@ import itertools
 import pytest
 from sqlalchemy import text
 
+from terminal.db import write_transaction
 from terminal.services.audit import GENESIS_HASH
+from tests.audit_tamper import guards_off
 from tests.conftest import api_token, bearer
 
 
@@ -47,8 +49,8 @@ def test_the_trail_pages_in_sequence_and_each_hash_recomputes(client, auditor):
 def test_verify_says_intact_then_finds_the_edited_event(client, auditor, session):
     ok = client.get("/api/v1/audit/verify", headers=auditor).get_json()
     assert ok["ok"] is True and ok["events"] > 5 and ok["first_bad_seq"] is None
-    session.execute(text("UPDATE audit_events SET actor = 'someone' WHERE seq = 3"))
-    session.commit()
+    with write_transaction(session), guards_off(session.connection()):
+        session.execute(text("UPDATE audit_events SET actor = 'someone' WHERE seq = 3"))
     bad = client.get("/api/v1/audit/verify", headers=auditor).get_json()
     assert bad["ok"] is False and bad["first_bad_seq"] == 3  # the walk stops there
 
