@@ -6,6 +6,7 @@ otherwise; bad settings are reported the same way, never as a traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -353,18 +354,64 @@ def verify_receipt(token: str | None, key_file: Path | None, print_public_key: b
 
 
 @click.command("audit-verify")
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A kept checkpoint (GET /api/v1/audit/checkpoint): prove the log still extends it.",
+)
 @service_command
-def audit_verify() -> None:
+def audit_verify(checkpoint_file: Path | None) -> None:
     """Check the audit chain; exit 0 if intact, 1 and the first bad sequence number if not."""
-    from terminal.services.audit import verify_chain
+    from flask import current_app
+
+    from terminal.services import receipts
+    from terminal.services.audit import read_checkpoint, verify_against, verify_chain
+    from terminal.services.receipt_tokens import load_public_key
+
+    if checkpoint_file is None:
+        with _session() as session:
+            report = verify_chain(session)
+        if report.ok:
+            click.echo(f"audit chain intact: {report.events} events")
+            return
+        click.echo(f"audit chain broken at sequence {report.first_bad_seq}", err=True)
+        sys.exit(1)
+    try:
+        checkpoint = read_checkpoint(json.loads(checkpoint_file.read_text(encoding="utf-8")))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "not JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise click.ClickException(f"{checkpoint_file} is not a checkpoint: {reason}") from None
+    key = load_public_key(receipts.public_key(current_app))
+    with _session() as session:
+        result = verify_against(session, checkpoint, key)
+    if result.ok:
+        click.echo(f"audit chain {result.reason}")
+        return
+    click.echo(f"audit check failed: {result.reason}", err=True)
+    sys.exit(1)
+
+
+@click.command("audit-checkpoint")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@service_command
+def audit_checkpoint(output: Path | None) -> None:
+    """Print (or write) a signed checkpoint of the audit chain's head, to keep elsewhere."""
+    from flask import current_app
+
+    from terminal.services.audit import BrokenChain, make_checkpoint
 
     with _session() as session:
-        report = verify_chain(session)
-    if report.ok:
-        click.echo(f"audit chain intact: {report.events} events")
+        try:
+            checkpoint = make_checkpoint(session, current_app.config["SECRET_KEY"])
+        except BrokenChain as exc:
+            raise click.ClickException(str(exc)) from None
+    text = json.dumps(checkpoint.as_dict(), ensure_ascii=False)
+    if output is None:
+        click.echo(text)
         return
-    click.echo(f"audit chain broken at sequence {report.first_bad_seq}", err=True)
-    sys.exit(1)
+    output.write_text(text + "\n", encoding="utf-8")
+    click.echo(f"checkpoint at sequence {checkpoint.seq} written to {output}")
 
 
 @click.command("cash-float")
@@ -592,6 +639,7 @@ commands = [
     generate,
     verify_receipt,
     audit_verify,
+    audit_checkpoint,
     cash_float,
     followup_summary,
     export_corrections,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -325,6 +326,49 @@ def test_audit_verify(run, db_url):
     broken = run("audit-verify")
     assert broken.returncode == 1
     assert "sequence 1" in broken.stderr
+
+
+def test_audit_checkpoint_kept_then_checked(run, db_url, tmp_path):
+    for code, commune in (("HTBD", "Thủy Dương"), ("HTPB", "Phú Bài")):
+        created = run(
+            "create-point", code, "--name", "Bưu điện", "--kind", "post_office",
+            "--district", "Hương Thủy", "--communes", commune,
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr
+    kept = tmp_path / "checkpoint.json"
+    made = run("audit-checkpoint", "-o", str(kept))
+    assert made.returncode == 0, made.stderr
+    assert "checkpoint at sequence 2" in made.stdout
+    assert set(json.loads(kept.read_text())) == {"seq", "hash", "at", "signature"}
+    run("create-point", "HTTV", "--name", "Bưu điện", "--kind", "agent",
+        "--district", "Hương Thủy", "--communes", "Thủy Vân")  # fmt: skip
+    ok = run("audit-verify", "--checkpoint", str(kept))
+    assert ok.returncode == 0, ok.stderr
+    assert "intact: 3 events, extends checkpoint 2" in ok.stdout
+
+    # Cut the tail with the head: the chain alone is whole, the checkpoint is not met.
+    engine = make_engine(db_url)
+    with engine.begin() as conn, guards_off(conn):
+        conn.exec_driver_sql("DELETE FROM audit_events WHERE seq >= 2")
+        first = conn.exec_driver_sql("SELECT hash FROM audit_events WHERE seq = 1").scalar()
+        conn.execute(
+            text("UPDATE audit_head SET last_seq = 1, last_hash = :h WHERE id = 1"), {"h": first}
+        )
+    engine.dispose()
+    assert run("audit-verify").returncode == 0
+    caught = run("audit-verify", "--checkpoint", str(kept))
+    assert caught.returncode == 1
+    assert "before the checkpoint's 2" in caught.stderr
+
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps({**json.loads(kept.read_text()), "seq": 1}))
+    refused = run("audit-verify", "--checkpoint", str(forged))
+    assert refused.returncode == 1 and "signature" in refused.stderr
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    bad = run("audit-verify", "--checkpoint", str(garbage))
+    assert bad.returncode != 0
+    assert one_line_error(bad).startswith("Error:") and "not a checkpoint" in bad.stderr
 
 
 @pytest.mark.skipif(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from flask import current_app, request
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from terminal.api import endpoint, parse_query, reply
@@ -22,7 +24,16 @@ from terminal.api.schemas import (
 from terminal.clock import to_local
 from terminal.db import get_session
 from terminal.models import AuditEvent
-from terminal.services.audit import verify_chain
+from terminal.services import receipts
+from terminal.services.audit import (
+    BrokenChain,
+    make_checkpoint,
+    read_checkpoint,
+    verify_against,
+    verify_chain,
+)
+from terminal.services.errors import Conflict, InvalidInput
+from terminal.services.receipt_tokens import load_public_key
 
 ERRORS: dict[int, Any] = {400: ErrorBody, 401: ErrorBody, 403: ErrorBody}
 
@@ -76,4 +87,67 @@ def verify_audit_chain() -> Any:
     report = verify_chain(get_session())
     return reply(
         AuditVerifyBody(ok=report.ok, events=report.events, first_bad_seq=report.first_bad_seq)
+    )
+
+
+class CheckpointBody(BaseModel):
+    """The chain's head signed with the receipt key: keep it, check the log against it later."""
+
+    seq: int
+    hash: str
+    at: str | None
+    signature: str
+
+
+class CheckpointCheckBody(BaseModel):
+    """Whether the log is intact and still extends the checkpoint sent."""
+
+    ok: bool
+    reason: str
+    events: int | None
+    first_bad_seq: int | None
+
+
+@endpoint(
+    "/audit/checkpoint",
+    "GET",
+    summary="A signed checkpoint of the audit chain's head, to keep outside the terminal",
+    permission="audit_trail",
+    responses={200: CheckpointBody, 401: ErrorBody, 403: ErrorBody, 409: ErrorBody},
+)
+def get_audit_checkpoint() -> Any:
+    """Sign the head (sequence number and hash) with the receipt key."""
+    try:
+        checkpoint = make_checkpoint(get_session(), current_app.config["SECRET_KEY"])
+    except BrokenChain as exc:
+        raise Conflict(str(exc), code="audit_chain_broken") from None
+    return reply(CheckpointBody(**checkpoint.as_dict()))
+
+
+@endpoint(
+    "/audit/checkpoint/verify",
+    "POST",
+    summary="Check that the log is intact and still extends a kept checkpoint",
+    permission="audit_trail",
+    body=CheckpointBody,
+    responses={200: CheckpointCheckBody, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody},
+)
+def verify_audit_checkpoint() -> Any:
+    """Verify the chain and find the checkpoint's event with the signed hash."""
+    raw = request.get_data(cache=True)
+    try:
+        checkpoint = read_checkpoint(json.loads(raw) if raw.strip() else None)
+    except (ValueError, RecursionError) as exc:
+        message = str(exc) if not isinstance(exc, json.JSONDecodeError) else "not JSON"
+        raise InvalidInput(message, code="invalid_request") from None
+    key = load_public_key(receipts.public_key(current_app))
+    report = verify_against(get_session(), checkpoint, key)
+    chain = report.chain
+    return reply(
+        CheckpointCheckBody(
+            ok=report.ok,
+            reason=report.reason,
+            events=chain.events if chain else None,
+            first_bad_seq=chain.first_bad_seq if chain else None,
+        )
     )

@@ -166,14 +166,30 @@ class ChainReport:
     first_bad_seq: int | None
 
 
+_EVENTS = AuditEvent.__table__
+_CHAIN_COLUMNS = select(
+    _EVENTS.c.seq,
+    _EVENTS.c.at,
+    _EVENTS.c.actor,
+    _EVENTS.c.action,
+    _EVENTS.c.object_type,
+    _EVENTS.c.object_id,
+    _EVENTS.c.data,
+    _EVENTS.c.prev_hash,
+    _EVENTS.c.hash,
+).order_by(_EVENTS.c.seq)
+
+
 def verify_chain(session: Session, *, batch: int = 5000) -> ChainReport:
-    """Recompute every hash in order and report the first event that does not match."""
+    """Recompute every hash in order and report the first event that does not match.
+
+    Plain rows, streamed (a server-side cursor on PostgreSQL): a million events
+    are checked without holding them, and without building an object per event.
+    """
     expected_prev = GENESIS_HASH
     expected_seq = 1
     count = 0
-    rows = session.execute(
-        select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=batch)
-    ).scalars()
+    rows = session.execute(_CHAIN_COLUMNS.execution_options(yield_per=batch, stream_results=True))
     for event in rows:
         count += 1
         recomputed = event_hash(
@@ -233,3 +249,145 @@ def record_export(
             object_id=kind,
             data=data,
         )
+
+
+# ---- signed checkpoints ----------------------------------------------------------------
+#
+# A chain proves that nothing was changed in the middle of the log, but whoever can
+# write to the database can rewrite the whole tail and recompute every hash after it.
+# A checkpoint is the head (sequence number and hash) signed with the receipt key: an
+# auditor keeps it outside the terminal, and later proves the log still extends it.
+
+CHECKPOINT_CONTEXT = b"payout-terminal audit checkpoint v1\n"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The chain's head at one moment, signed (API.md: seq, hash, at, signature)."""
+
+    seq: int
+    hash: str
+    at: str | None
+    signature: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the checkpoint as the API serves it and the file keeps it."""
+        return {"seq": self.seq, "hash": self.hash, "at": self.at, "signature": self.signature}
+
+
+def _checkpoint_message(seq: int, digest: str, at: str | None) -> bytes:
+    """Return the bytes a checkpoint signs (a context prefix keeps them apart from receipts)."""
+    body = canonical_json({"seq": seq, "hash": digest, "at": at})
+    return CHECKPOINT_CONTEXT + body.encode()
+
+
+def make_checkpoint(session: Session, secret_key: str) -> Checkpoint:
+    """Sign the chain's current head with the receipt key.
+
+    The head row and the last event must agree (the cheap part of a verification);
+    the whole chain is not recomputed here: that is ``verify_chain``'s job, and the
+    checkpoint is worth keeping only from a log that verified.
+    """
+    from terminal.clock import to_local
+    from terminal.services.receipt_tokens import _b64, signing_key
+
+    head = session.execute(select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1))
+    last_seq, last_hash = head.one()
+    at = None
+    if last_seq:
+        event = session.execute(
+            select(_EVENTS.c.at, _EVENTS.c.hash).where(_EVENTS.c.seq == last_seq)
+        ).first()
+        if event is None or event.hash != last_hash:
+            raise BrokenChain(last_seq)
+        at = to_local(event.at).isoformat()
+    message = _checkpoint_message(last_seq, last_hash, at)
+    signature = _b64(signing_key(secret_key).sign(message))
+    return Checkpoint(seq=last_seq, hash=last_hash, at=at, signature=signature)
+
+
+class BrokenChain(Exception):
+    """The head does not match the events: no checkpoint is signed over a broken log."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(f"audit chain broken at sequence {seq}")
+        self.seq = seq
+
+
+@dataclass(frozen=True)
+class CheckpointReport:
+    """Whether the log still extends a kept checkpoint, and if not, why."""
+
+    ok: bool
+    reason: str
+    chain: ChainReport | None = None
+
+
+def read_checkpoint(data: Any) -> Checkpoint:
+    """Return a checkpoint from its JSON form; ValueError says what is wrong with it."""
+    if not isinstance(data, Mapping):
+        raise ValueError("a checkpoint is a JSON object with seq, hash, at and signature")
+    seq, digest, at, signature = (data.get(k) for k in ("seq", "hash", "at", "signature"))
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= 2**62:
+        raise ValueError("the checkpoint's seq is not a sequence number")
+    if not isinstance(digest, str) or len(digest) != 64:
+        raise ValueError("the checkpoint's hash is not a SHA-256 hex digest")
+    if at is not None and (not isinstance(at, str) or len(at) > 64):
+        raise ValueError("the checkpoint's at is not a time")
+    if not isinstance(signature, str) or len(signature) > 200:
+        raise ValueError("the checkpoint has no signature")
+    return Checkpoint(seq=seq, hash=digest, at=at, signature=signature)
+
+
+def checkpoint_signed(checkpoint: Checkpoint, public_key: Any) -> bool:
+    """Tell whether a checkpoint's signature is the terminal's (Ed25519 public key)."""
+    from cryptography.exceptions import InvalidSignature
+
+    from terminal.services.receipt_tokens import _unb64
+
+    try:
+        signature = _unb64(checkpoint.signature)
+        public_key.verify(
+            signature, _checkpoint_message(checkpoint.seq, checkpoint.hash, checkpoint.at)
+        )
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def verify_against(session: Session, checkpoint: Checkpoint, public_key: Any) -> CheckpointReport:
+    """Prove the log is intact and still extends a kept checkpoint.
+
+    Catches what the chain alone cannot: a tail cut off together with the head, or a
+    tail rewritten with every hash recomputed (the event at the checkpoint's
+    sequence number no longer has the signed hash).
+    """
+    if not checkpoint_signed(checkpoint, public_key):
+        return CheckpointReport(
+            False, "the checkpoint's signature is not valid: not ours, or altered"
+        )
+    chain = verify_chain(session)
+    if not chain.ok:
+        return CheckpointReport(
+            False, f"audit chain broken at sequence {chain.first_bad_seq}", chain
+        )
+    if checkpoint.seq == 0:
+        return CheckpointReport(True, f"intact: {chain.events} events, extends checkpoint 0", chain)
+    row = session.execute(select(_EVENTS.c.hash).where(_EVENTS.c.seq == checkpoint.seq)).first()
+    if row is None:
+        return CheckpointReport(
+            False,
+            f"the log ends at sequence {chain.events}, before the checkpoint's {checkpoint.seq}: "
+            "events were removed from the end",
+            chain,
+        )
+    if row.hash != checkpoint.hash:
+        return CheckpointReport(
+            False,
+            f"event {checkpoint.seq} differs from the checkpoint: the log was rewritten "
+            f"at or before sequence {checkpoint.seq}",
+            chain,
+        )
+    return CheckpointReport(
+        True, f"intact: {chain.events} events, extends checkpoint {checkpoint.seq}", chain
+    )

@@ -54,6 +54,8 @@ EXPECTED: dict[str, set[str] | str] = {
     "api.cancel_withdrawal": {"clerk", "agent", "delivery", "supervisor"},
     "api.get_withdrawal": {"clerk", "agent", "delivery", "supervisor", "auditor"},
     "api.reconcile_withdrawals": {"supervisor"},
+    "api.get_audit_checkpoint": {"auditor"},
+    "api.verify_audit_checkpoint": {"auditor"},
     "api.list_audit_events": {"auditor"},
     "api.verify_audit_chain": {"auditor"},
     "api.verify_receipt": PUBLIC,
