@@ -244,3 +244,12 @@ class SettlementUploadForm(FlaskForm):
         ],
         description=_l("Columns: client_ref, amount, status, time."),
     )
+
+
+class CheckpointForm(FlaskForm):
+    """Upload a kept audit checkpoint to check the log against it."""
+
+    file = FileField(
+        _l("Checkpoint file (.json)"),
+        validators=[FileRequired(), FileAllowed(["json"], _l("Choose a .json file."))],
+    )

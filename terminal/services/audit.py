@@ -391,3 +391,57 @@ def verify_against(session: Session, checkpoint: Checkpoint, public_key: Any) ->
     return CheckpointReport(
         True, f"intact: {chain.events} events, extends checkpoint {checkpoint.seq}", chain
     )
+
+
+# ---- reading the trail ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events an auditor reads: by action, object and actor."""
+
+    action: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    actor: str | None = None
+
+
+def event_page(
+    session: Session,
+    filters: EventFilter,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = 50,
+) -> tuple[list[AuditEvent], int | None, int | None]:
+    """Return a page of events, newest first, and the seq cursors of the older and newer pages.
+
+    Keyset by sequence number, so the millionth event costs what the first does.
+    """
+    query = select(AuditEvent)
+    if filters.action:
+        query = query.where(AuditEvent.action == filters.action)
+    if filters.object_type:
+        query = query.where(AuditEvent.object_type == filters.object_type)
+    if filters.object_id:
+        query = query.where(AuditEvent.object_id == filters.object_id)
+    if filters.actor:
+        query = query.where(AuditEvent.actor == filters.actor)
+    if after is not None:
+        # The newer page: read upwards from the cursor, then show newest first.
+        rows = list(
+            session.scalars(
+                query.where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(limit + 1)
+            )
+        )
+        newer = rows[limit - 1].seq if len(rows) > limit else None
+        rows = list(reversed(rows[:limit]))
+        older = rows[-1].seq if rows else None
+        return rows, older, newer
+    if before is not None:
+        query = query.where(AuditEvent.seq < before)
+    rows = list(session.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit + 1)))
+    older = rows[limit - 1].seq if len(rows) > limit else None
+    rows = rows[:limit]
+    newer = rows[0].seq if rows and before is not None else None
+    return rows, older, newer

@@ -56,6 +56,13 @@ TILES: list[Tile] = [
         "tile-followup",
     ),
     Tile(
+        "audit_trail",
+        "trail.index",
+        _l("Audit trail"),
+        _l("Every change, chained and signed: verify it, keep a checkpoint, check it later."),
+        "tile-trail",
+    ),
+    Tile(
         "admin",
         "admin.users",
         _l("Users"),
