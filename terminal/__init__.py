@@ -145,6 +145,7 @@ def register_blueprints(app: Flask) -> None:
         home,
         receipts,
         roster,
+        trail,
         withdrawals,
     )
 
@@ -157,6 +158,7 @@ def register_blueprints(app: Flask) -> None:
         receipts.bp,
         admin.bp,
         roster.bp,
+        trail.bp,
     )
     for blueprint in (*blueprints, api.bp):
         app.register_blueprint(blueprint)

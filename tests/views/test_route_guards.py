@@ -55,6 +55,7 @@ EXPECTED: dict[str, set[str] | str] = {
     "api.get_withdrawal": {"clerk", "agent", "delivery", "supervisor", "auditor"},
     "api.reconcile_withdrawals": {"supervisor"},
     "api.get_audit_checkpoint": {"auditor"},
+    "trail.": {"auditor"},
     "api.verify_audit_checkpoint": {"auditor"},
     "api.list_audit_events": {"auditor"},
     "api.verify_audit_chain": {"auditor"},
