@@ -139,12 +139,16 @@ def register_blueprints(app: Flask) -> None:
     from terminal import api
     from terminal.views import (
         admin,
+        audit,
         auth,
         counter,
+        daybook,
         followup,
         home,
         receipts,
+        reports,
         roster,
+        samples,
         trail,
         withdrawals,
     )
@@ -154,10 +158,14 @@ def register_blueprints(app: Flask) -> None:
         home.bp,
         counter.bp,
         followup.bp,
+        audit.bp,
+        daybook.bp,
         withdrawals.bp,
         receipts.bp,
         admin.bp,
         roster.bp,
+        reports.bp,
+        samples.bp,
         trail.bp,
     )
     for blueprint in (*blueprints, api.bp):

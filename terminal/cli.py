@@ -500,9 +500,74 @@ def export_failures(fmt: str, output: str) -> None:
     """Write every failure and case, oldest first, as CSV or Excel (API.md, auditors)."""
     from terminal.services.followup import failures_export
 
+    partial = Path(f"{output}.part")  # a failed run leaves no half-written file behind
+    try:
+        # Opened first: an unwritable path is refused before the export is recorded.
+        with partial.open("wb") as out, _session() as session:
+            body, count = failures_export(session, None, fmt)
+            out.write(body)
+        partial.replace(output)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    click.echo(f"{count} failure{'' if count == 1 else 's'} written to {output}")
+
+
+@click.command("export-period")
+@click.argument("period")
+@_export_options
+@service_command
+def export_period(period: str, fmt: str, output: str) -> None:
+    """Write a period's return file for the ministry: one row per entitlement (API.md)."""
+    from terminal.services.reports import return_file, write_return_file
+
+    partial = Path(f"{output}.part")  # a failed run leaves no half-written file behind
     with _session() as session:
-        body, count = failures_export(session, None, fmt)
-    _write_export(output, body, count, "failure")
+        try:
+            # Opened first: an unwritable path is refused before the export is recorded.
+            with partial.open("wb") as out:
+                spec = return_file(session, None, actor="cli", period=period, fmt=fmt)
+                count = write_return_file(session, spec, fmt, out)
+            partial.replace(output)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    click.echo(f"{count} entitlement{'' if count == 1 else 's'} written to {output}")
+
+
+@click.command("export-payouts")
+@click.option("--from", "date_from", required=True, help="First day, YYYY-MM-DD.")
+@click.option("--to", "date_to", required=True, help="Last day, YYYY-MM-DD.")
+@_export_options
+@click.option("--point", default=None, help="Only this payout point.")
+@click.option("--district", default=None, help="Only beneficiaries of this district.")
+@click.option("--commune", default=None, help="Only beneficiaries of this commune.")
+@click.option("--period", default=None, help="Only payouts of this period, YYYY-MM.")
+@click.option("--staff", default=None, help="Only payouts made by this username.")
+@click.option("--channel", type=click.Choice(["cash", "account"]), default=None)
+@click.option("--collector", type=click.Choice(["beneficiary", "proxy"]), default=None)
+@click.option("--status", type=click.Choice(["completed", "reversed", "pending"]), default=None)
+@service_command
+def export_payouts(fmt: str, output: str, **options: str | None) -> None:
+    """Write the payout log of a date range (and filters) as CSV or Excel (audited)."""
+    from terminal.services.payout_log import export_to_path, filters_from
+
+    values = {k: v for k, v in options.items() if v is not None}
+    values["from"] = values.pop("date_from")
+    values["to"] = values.pop("date_to")
+    filters = filters_from(values)
+    with _session() as session:
+        try:
+            count = export_to_path(session, None, filters, fmt, output, actor="cli")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"{count} payout{'' if count == 1 else 's'} written to {output}")
 
 
 @click.command("provider-sandbox")
@@ -644,6 +709,8 @@ commands = [
     followup_summary,
     export_corrections,
     export_failures,
+    export_payouts,
+    export_period,
     provider_sandbox,
     reconcile,
     import_settlement,

@@ -104,6 +104,16 @@ MESSAGES = {
     "reason_required": _l("Give the reason for the reversal (5 to 500 characters)."),
     "already_reversed": _l("This payout is already reversed."),
     "advance_below_paid": _l("The advance cannot be less than the cash already paid today."),
+    "day_closed": _l(
+        "This day is closed: its cash advance can no longer be changed. Only reversals and "
+        "new payouts still change a closed day."
+    ),
+    "already_closed": _l("This day is already closed."),
+    "day_in_future": _l("A day can be closed only once it has begun."),
+    "date_invalid": _l("Write the date as YYYY-MM-DD."),
+    "point_missing": _l("Choose a payout point."),
+    "commune_required": _l("Choose a commune."),
+    "closing_note_invalid": _l("The note can be at most 500 characters long."),
     "amount_invalid": _l("Enter the amount in đồng, e.g. 50.000.000."),
     "date_out_of_range": _l("The date must be between %(earliest)s and %(latest)s."),
     "idempotency_key_missing": _l("The Idempotency-Key header is required."),
@@ -156,6 +166,32 @@ MESSAGES = {
     "settlement_already_imported": _l(
         "This file was already matched (import #%(import_id)s): nothing was done."
     ),
+    # Payment verification by sampling (services/sampling.py).
+    "sample_scope_required": _l("Choose a payout point or a commune, not both."),
+    "sample_size_required": _l("Give either a number of payouts or a percentage, not both."),
+    "sample_size_invalid": _l("The number of payouts must be a whole number from 1 to %(max)s."),
+    "sample_percent_invalid": _l("The percentage must be a whole number from 1 to 100."),
+    "sample_seed_invalid": _l("The seed is 1 to 64 letters, digits or . _ : -"),
+    "sample_too_large": _l(
+        "That sample would have %(size)s payouts; at most %(max)s. Take a smaller percentage."
+    ),
+    "sample_population_empty": _l(
+        "No completed payout of this period to sample here: nothing was drawn."
+    ),
+    "commune_not_found": _l("There is no such commune."),
+    "commune_ambiguous": _l("Two communes have this name: choose one from the list."),
+    "sample_not_found": _l("No such sample."),
+    "sample_item_not_found": _l("No such payout in this sample."),
+    "already_answered": _l(
+        "This payout already has its answer. Corrections go through its follow-up case."
+    ),
+    "sample_answer_invalid": _l("Choose received in full, not received or another amount."),
+    "sample_amount_required": _l("Type the amount the person says they received."),
+    "sample_amount_same": _l('That is the amount paid: answer "received in full".'),
+    "sample_amount_contradicts": _l(
+        'An amount was typed: answer "another amount", or clear the amount.'
+    ),
+    "sample_note_invalid": _l("A note has at most 500 characters."),
 }
 
 # What the system saw when an attempt failed (Failure.detail_code), in the reader's
@@ -211,6 +247,14 @@ DETAILS = {
     "refusal.insufficient_cash": _l(
         "%(needed)s đồng needed, %(remaining)s đồng left in the float."
     ),
+    "sampling.not_received": _l(
+        "Sample #%(sample_id)s (%(period)s): receipt %(receipt_no)s paid %(amount)s đồng; "
+        "the person says they received nothing."
+    ),
+    "sampling.other_amount": _l(
+        "Sample #%(sample_id)s (%(period)s): receipt %(receipt_no)s paid %(amount)s đồng; "
+        "the person says they received %(reported)s đồng."
+    ),
 }
 
 
@@ -236,7 +280,7 @@ def detail_text(code: str | None, params: dict[str, Any]) -> str:
         if isinstance(values.get(name), str) and len(values[name]) == 10:
             year, month, day = values[name].split("-")
             values[name] = f"{day}/{month}/{year}"
-    for name in ("needed", "remaining", "amount", "terminal_amount", "provider_amount"):
+    for name in ("needed", "remaining", "amount", "terminal_amount", "provider_amount", "reported"):
         if isinstance(values.get(name), int):
             values[name] = f"{values[name]:,}".replace(",", ".")
     try:

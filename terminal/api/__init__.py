@@ -133,9 +133,13 @@ from terminal.api import (  # noqa: E402, F401
     audit,
     counter,
     day,
+    daybook,
     failures,
     meta,
+    payout_log,
     receipts,
+    reports,
+    samples,
     tokens,
     withdrawals,
 )

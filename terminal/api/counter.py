@@ -1,11 +1,14 @@
-"""``/api/v1/beneficiaries``, ``/verifications`` and ``/payouts`` (API.md)."""
+"""``/api/v1/beneficiaries``, ``/verifications`` and ``POST /payouts`` (API.md).
+
+The payout log (``GET /payouts``) is in ``terminal.api.payout_log``.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Response, current_app, g, jsonify, request
+from flask import current_app, g, jsonify, request
 
 from terminal.api import endpoint, parse_body, parse_query, reply
 from terminal.api.schemas import (
@@ -17,9 +20,6 @@ from terminal.api.schemas import (
     Collector,
     EntitlementItem,
     ErrorBody,
-    PayoutItem,
-    PayoutList,
-    PayoutQuery,
     PayoutRequest,
     PayoutResponse,
     ProxyItem,
@@ -28,9 +28,9 @@ from terminal.api.schemas import (
     VerificationResponse,
 )
 from terminal.clock import to_local
-from terminal.db import get_session, new_session
+from terminal.db import get_session
 from terminal.models import Beneficiary
-from terminal.services import counter, payout_log, payouts, verifications
+from terminal.services import counter, payouts, verifications
 from terminal.services.receipts import verify_url
 from terminal.text import mask_id, mask_phone
 
@@ -205,35 +205,3 @@ def reply_json(body: dict[str, Any], status: int) -> Any:
     response = jsonify(body)
     response.status_code = status
     return response
-
-
-@endpoint(
-    "/payouts",
-    "GET",
-    summary="The payout log; with Accept: text/csv the whole filtered log as CSV (auditors)",
-    permission="payout_log",
-    query=PayoutQuery,
-    responses={200: PayoutList, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody},
-)
-def list_payouts() -> Any:
-    """List payouts the caller may see, newest first, or stream them all as CSV."""
-    query = parse_query(PayoutQuery)
-    filters = payout_log.PayoutFilter(
-        date_from=query.from_,
-        date_to=query.to,
-        point_code=query.payout_point,
-        commune=query.commune,
-        status=query.status,
-    )
-    session = get_session()
-    wants_csv = request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
-    if wants_csv:
-        app = current_app._get_current_object()  # the generator runs after the request
-        rows = payout_log.csv_lines(lambda: new_session(app), g.user, filters)
-        log.info("payout log exported as CSV by %s", g.user.username)
-        response = Response(rows, mimetype="text/csv")
-        response.headers["Content-Disposition"] = 'attachment; filename="payouts.csv"'
-        return response
-    page, cursor = payout_log.page(session, g.user, filters, after=query.cursor, limit=query.limit)
-    items = [PayoutItem(**row) for row in page]
-    return reply(PayoutList(items=items, next_cursor=cursor))

@@ -86,7 +86,9 @@ def get_cash_float() -> Any:
     },
 )
 def put_cash_float() -> Any:
-    """Record the advance; less than the cash already paid that day is refused."""
+    """Record the advance; less than the cash already paid that day is refused (422
+    ``advance_below_paid``), and so is any change once the day is closed (422 ``day_closed``).
+    """
     data = parse_body(CashFloatRequest)
     point = _own_point(g.user)
     session = get_session()

@@ -19,6 +19,7 @@ from terminal.models import (
     AuditAction,
     CashFloat,
     Channel,
+    DayClosing,
     Payout,
     PayoutPoint,
     PayoutStatus,
@@ -161,6 +162,7 @@ def set_cash_float(
     point_id = user.payout_point_id
     recorded_by = user
     with write_transaction(session):
+        refuse_closed_day(session, point_id, day)
         row = session.scalar(
             select(CashFloat)
             .where(CashFloat.point_id == point_id, CashFloat.business_date == day)
@@ -184,6 +186,56 @@ def set_cash_float(
             actor=actor,
         )
     return row
+
+
+def lock_point_day(session: Session, point_id: int, day: date) -> DayClosing | None:
+    """Lock the point's row and return the day's closing, if the day is closed.
+
+    Recording an advance and closing the day both lock the point first (then the
+    float), so neither can slip between the other's check and its write.
+    """
+    # FOR NO KEY UPDATE: it waits for payouts in flight (they hold the row FOR SHARE,
+    # see hold_point) but not for the foreign keys' KEY SHARE of every insert naming
+    # the point, which would deadlock with a cash payout holding the float.
+    session.execute(
+        select(PayoutPoint.id).where(PayoutPoint.id == point_id).with_for_update(key_share=True)
+    )
+    return closing_of(session, point_id, day)
+
+
+def hold_point(session: Session, point_id: int) -> None:
+    """Hold the point's row shared until the transaction ends, before reading the clock.
+
+    A payout or reversal stamps its time before it commits; a day's closing reads the
+    figures in between could miss it while stamping itself later. Holding the point
+    shared makes a closing (which locks it, ``lock_point_day``) wait for the payouts
+    in flight, and payouts started during a closing wait for it, so every payout is
+    either in the closing's figures or stamped after it. Shared holds never wait for
+    each other. Lock order everywhere: entitlements, point, float. SQLite needs none:
+    its write lock already lets one writer in at a time.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(PayoutPoint.id).where(PayoutPoint.id == point_id).with_for_update(read=True)
+        )
+
+
+def closing_of(session: Session, point_id: int | None, day: date) -> DayClosing | None:
+    """Return the closing of a point's day, or None while the day is open."""
+    return session.scalar(
+        select(DayClosing).where(DayClosing.point_id == point_id, DayClosing.business_date == day)
+    )
+
+
+def refuse_closed_day(session: Session, point_id: int, day: date) -> None:
+    """Refuse (422 ``day_closed``) a change of the advance of a day its supervisor closed."""
+    closing = lock_point_day(session, point_id, day)
+    if closing is not None:
+        raise Refused(
+            f"the day {day.isoformat()} is closed: its advance can no longer be changed",
+            code="day_closed",
+            date=day.isoformat(),
+        )
 
 
 def set_point_cash_float(

@@ -35,7 +35,7 @@ from terminal.models import (
     utcnow,
 )
 from terminal.policy import Permission, point_of, require, sees_point
-from terminal.services.audit import record_event
+from terminal.services.audit import record_event, record_export
 from terminal.services.counter import get_beneficiary
 from terminal.services.errors import InvalidInput, NotFound, Refused
 from terminal.services.failures import log_failure, params_of
@@ -766,7 +766,8 @@ def failures_export(session: Session, user: User | None, fmt: str) -> tuple[byte
     """Return every failure the reader may export (oldest first) as CSV or XLSX, and the count.
 
     Exports of personal data are for auditors (DESIGN rule 8); the command line
-    (``user`` None) exports everything. Names are masked as in the list.
+    (``user`` None) exports everything. Names are masked as in the list. The export
+    is recorded as an audit event before the file is handed back.
     """
     if user is not None:
         require(user, Permission.EXPORT)
@@ -786,4 +787,6 @@ def failures_export(session: Session, user: User | None, fmt: str) -> tuple[byte
 
     rows = session.scalars(query.execution_options(yield_per=1000))
     body = table_export("failures", FAILURE_COLUMNS, map(cells, rows), fmt)
+    actor = user.username if user is not None else "cli"
+    record_export(session, actor=actor, kind="failures", fmt=fmt, rows=count)
     return body, count

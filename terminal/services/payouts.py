@@ -61,7 +61,7 @@ from terminal.policy import may, require, sees_point
 from terminal.rules import channel_for, format_receipt_no, receipt_year
 from terminal.services import idempotency
 from terminal.services.audit import record_event
-from terminal.services.cash import CASH_CHANNELS, cash_remaining
+from terminal.services.cash import CASH_CHANNELS, cash_remaining, hold_point
 from terminal.services.errors import (
     Conflict,
     Forbidden,
@@ -440,6 +440,7 @@ def _record(
     channel = _channel_rule(actor, verified.payment_method, requested_channel, override)
     entitlements = lock_payable(session, ids, person_id)
     total = sum(entitlements[i].amount_vnd for i in ids)
+    hold_point(session, actor.point_id)  # a day's closing counts it or it comes after
     now = utcnow()
     if channel in CASH_CHANNELS:
         remaining = cash_remaining(session, actor.point_id, local_date(now))
@@ -724,6 +725,7 @@ def reverse_payout(session: Session, user: User, payout_id: int, *, reason: str)
         payout = get_payout(session, user, payout_id)
         if payout.status is not PayoutStatus.COMPLETED:
             raise AlreadyReversed("this payout is already reversed")
+        hold_point(session, payout.point_id)  # a day's closing counts it or it comes after
         now = utcnow()
         payout.status = PayoutStatus.REVERSED
         payout.reversed_at = now

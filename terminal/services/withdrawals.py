@@ -64,6 +64,7 @@ from terminal.providers import (
 )
 from terminal.services import idempotency
 from terminal.services.audit import record_event
+from terminal.services.cash import hold_point
 from terminal.services.errors import (
     Conflict,
     InvalidInput,
@@ -552,6 +553,7 @@ def _complete(
         user = session.get(User, current.user_id)
         assert user is not None
         provider_ref = str(answer.body.get("provider_ref") or current.client_ref)[:64]
+        hold_point(session, current.point_id)  # a day's closing counts it or it comes after
         now = utcnow()
         # The provider's settlement may differ from what was asked: the money it says
         # it paid is recorded only if it is what the entitlements owe.

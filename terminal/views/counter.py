@@ -550,7 +550,10 @@ def cash() -> Any:
             flash(_("Today's cash advance is recorded."), "success")
             return redirect(url_for("counter.cash"), code=303)
     position = floats.cash_position(session, g.user.payout_point_id, today_local())
-    return render_template("counter/cash.html", position=position, form=form)
+    closing = floats.closing_of(session, g.user.payout_point_id, position.day)
+    return render_template(
+        "counter/cash.html", position=position, form=None if closing else form, closing=closing
+    )
 
 
 @bp.route("/today")

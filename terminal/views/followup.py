@@ -173,6 +173,24 @@ def open_reach_cases() -> Any:
     return redirect(url_for("followup.at_risk"), code=303)
 
 
+@bp.route("/failures")
+@allow("export")
+def export_failures() -> Any:
+    """Every failure and case, oldest first, as CSV or Excel (auditors); the export is audited."""
+    fmt = request.args.get("format", "csv")
+    if fmt not in ("csv", "xlsx"):
+        abort(400)
+    body, _count = followup.failures_export(get_session(), g.user, fmt)
+    mimetype = (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        if fmt == "xlsx"
+        else "text/csv"
+    )
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="failures.{fmt}"'
+    return response
+
+
 @bp.route("/corrections")
 @allow("follow_up")
 def corrections() -> Any:

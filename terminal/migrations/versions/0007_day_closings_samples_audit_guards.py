@@ -137,6 +137,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.create_index("ix_audit_events_object", ["object_type", "object_id"], unique=False)
+    with op.batch_alter_table("payouts", schema=None) as batch_op:
+        batch_op.create_index("ix_payouts_amount_vnd_id", ["amount_vnd", "id"], unique=False)
+        batch_op.create_index("ix_payouts_status_paid_at", ["status", "paid_at"], unique=False)
     _guard_audit_events()
     # ### end Alembic commands ###
 
@@ -176,6 +179,9 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS audit_events_no_change ON audit_events")
         op.execute("DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events")
         op.execute("DROP FUNCTION IF EXISTS audit_events_append_only()")
+    with op.batch_alter_table("payouts", schema=None) as batch_op:
+        batch_op.drop_index("ix_payouts_status_paid_at")
+        batch_op.drop_index("ix_payouts_amount_vnd_id")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_object")
     with op.batch_alter_table("payment_sample_items", schema=None) as batch_op:
