@@ -321,6 +321,9 @@ class CheckpointReport:
     ok: bool
     reason: str
     chain: ChainReport | None = None
+    # What was found, for a page to say in its own words: ok, signature, broken,
+    # short (events cut from the end), rewritten (the checkpoint's event differs).
+    kind: str = "ok"
 
 
 def read_checkpoint(data: Any) -> Checkpoint:
@@ -369,7 +372,7 @@ def verify_against(session: Session, checkpoint: Checkpoint, public_key: Any) ->
     chain = verify_chain(session)
     if not chain.ok:
         return CheckpointReport(
-            False, f"audit chain broken at sequence {chain.first_bad_seq}", chain
+            False, f"audit chain broken at sequence {chain.first_bad_seq}", chain, "broken"
         )
     if checkpoint.seq == 0:
         return CheckpointReport(True, f"intact: {chain.events} events, extends checkpoint 0", chain)
@@ -380,6 +383,7 @@ def verify_against(session: Session, checkpoint: Checkpoint, public_key: Any) ->
             f"the log ends at sequence {chain.events}, before the checkpoint's {checkpoint.seq}: "
             "events were removed from the end",
             chain,
+            "short",
         )
     if row.hash != checkpoint.hash:
         return CheckpointReport(
@@ -387,6 +391,7 @@ def verify_against(session: Session, checkpoint: Checkpoint, public_key: Any) ->
             f"event {checkpoint.seq} differs from the checkpoint: the log was rewritten "
             f"at or before sequence {checkpoint.seq}",
             chain,
+            "rewritten",
         )
     return CheckpointReport(
         True, f"intact: {chain.events} events, extends checkpoint {checkpoint.seq}", chain

@@ -104,7 +104,7 @@ def check_checkpoint() -> Any:
         else:
             key = load_public_key(receipts.public_key(current_app))
             result = audit.verify_against(session, kept, key)
-            check = {"ok": result.ok, "reason": result.reason, "seq": kept.seq}
+            check = {"ok": result.ok, "reason": _checkpoint_words(result, kept), "seq": kept.seq}
     else:
         check = {"ok": False, "reason": _("Choose the checkpoint file (.json) you kept.")}
         status = 400
@@ -121,3 +121,30 @@ def check_checkpoint() -> Any:
         check=check,
     )
     return page, status
+
+
+def _checkpoint_words(result: audit.CheckpointReport, kept: audit.Checkpoint) -> str:
+    """Say what a checkpoint check found, in the page's language."""
+    events = result.chain.events if result.chain else 0
+    if result.kind == "ok":
+        return _(
+            "intact: %(events)s events; the log still extends checkpoint %(seq)s.",
+            events=events,
+            seq=kept.seq,
+        )
+    if result.kind == "signature":
+        return _("the checkpoint's signature is not valid: it was not made here, or was altered.")
+    if result.kind == "broken":
+        bad = result.chain.first_bad_seq if result.chain else None
+        return _("the chain breaks at event %(seq)s.", seq=bad)
+    if result.kind == "short":
+        return _(
+            "the log ends at event %(events)s, before the checkpoint's %(seq)s: "
+            "events were removed from the end.",
+            events=events,
+            seq=kept.seq,
+        )
+    return _(
+        "event %(seq)s differs from the checkpoint: the log was rewritten at or before it.",
+        seq=kept.seq,
+    )
