@@ -115,6 +115,8 @@ class PayoutLine(Base):
             sqlite_where=text("reversed_at IS NULL"),
             postgresql_where=text("reversed_at IS NULL"),
         ),
+        # Every line of an entitlement, reversed ones too: a period's payouts (the log).
+        Index("ix_payout_lines_entitlement_id", "entitlement_id"),
     )
 
     id: Mapped[intpk]

@@ -140,6 +140,10 @@ def upgrade() -> None:
     with op.batch_alter_table("payouts", schema=None) as batch_op:
         batch_op.create_index("ix_payouts_amount_vnd_id", ["amount_vnd", "id"], unique=False)
         batch_op.create_index("ix_payouts_status_paid_at", ["status", "paid_at"], unique=False)
+    with op.batch_alter_table("payout_lines", schema=None) as batch_op:
+        # Every line of an entitlement, reversed ones too (the live-line index is partial):
+        # the payouts of a period are found from its entitlements.
+        batch_op.create_index("ix_payout_lines_entitlement_id", ["entitlement_id"], unique=False)
     _guard_audit_events()
     # ### end Alembic commands ###
 
@@ -179,6 +183,8 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS audit_events_no_change ON audit_events")
         op.execute("DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events")
         op.execute("DROP FUNCTION IF EXISTS audit_events_append_only()")
+    with op.batch_alter_table("payout_lines", schema=None) as batch_op:
+        batch_op.drop_index("ix_payout_lines_entitlement_id")
     with op.batch_alter_table("payouts", schema=None) as batch_op:
         batch_op.drop_index("ix_payouts_status_paid_at")
         batch_op.drop_index("ix_payouts_amount_vnd_id")
