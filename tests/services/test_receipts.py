@@ -336,7 +336,9 @@ def test_tokens_with_junk_are_not_genuine(app, client, paid, session, tmp_path):
     key_file = tmp_path / "key.pem"
     key_file.write_text(pem)
     variants = _junk_variants(token)
-    assert len(variants) >= 14
+    # 13 always; the alphabet swap and the unused bits only where the token has them
+    # (it carries the time of payment, so which ones apply changes from run to run).
+    assert len(variants) >= 13
     for name, variant in variants.items():
         assert variant != token
         assert read_token(variant, load_public_key(pem)) is None, name
