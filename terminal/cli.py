@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 from flask import Flask
@@ -480,6 +480,27 @@ def _write_export(output: str, body: bytes, count: int, noun: str) -> None:
     click.echo(f"{count} {noun}{'' if count == 1 else 's'} written to {output}")
 
 
+@contextmanager
+def _export_file(output: str) -> Iterator[BinaryIO]:
+    """Open ``FILE.part`` for an export, and give it its name only if all went well.
+
+    Opened before anything is read or recorded, so an unwritable path is refused
+    (one line, exit 1) before the export's audit event; a failed run leaves no
+    half-written file behind.
+    """
+    partial = Path(f"{output}.part")
+    try:
+        with partial.open("wb") as out:
+            yield out
+        partial.replace(output)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
 @click.command("export-corrections")
 @_export_options
 @service_command
@@ -500,19 +521,9 @@ def export_failures(fmt: str, output: str) -> None:
     """Write every failure and case, oldest first, as CSV or Excel (API.md, auditors)."""
     from terminal.services.followup import failures_export
 
-    partial = Path(f"{output}.part")  # a failed run leaves no half-written file behind
-    try:
-        # Opened first: an unwritable path is refused before the export is recorded.
-        with partial.open("wb") as out, _session() as session:
-            body, count = failures_export(session, None, fmt)
-            out.write(body)
-        partial.replace(output)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with _export_file(output) as out, _session() as session:
+        body, count = failures_export(session, None, fmt)
+        out.write(body)
     click.echo(f"{count} failure{'' if count == 1 else 's'} written to {output}")
 
 
@@ -524,20 +535,9 @@ def export_period(period: str, fmt: str, output: str) -> None:
     """Write a period's return file for the ministry: one row per entitlement (API.md)."""
     from terminal.services.reports import return_file, write_return_file
 
-    partial = Path(f"{output}.part")  # a failed run leaves no half-written file behind
-    with _session() as session:
-        try:
-            # Opened first: an unwritable path is refused before the export is recorded.
-            with partial.open("wb") as out:
-                spec = return_file(session, None, actor="cli", period=period, fmt=fmt)
-                count = write_return_file(session, spec, fmt, out)
-            partial.replace(output)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+    with _export_file(output) as out, _session() as session:
+        spec = return_file(session, None, actor="cli", period=period, fmt=fmt)
+        count = write_return_file(session, spec, fmt, out)
     click.echo(f"{count} entitlement{'' if count == 1 else 's'} written to {output}")
 
 

@@ -581,15 +581,16 @@ def _cells(row: Any) -> list[Any]:
 
 def write_csv(rows: Iterator[Any], out: IO[str]) -> int:
     """Write rows as CSV (with a BOM for Excel) to a text file; return how many."""
-    out.write("\ufeff")
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
     count = 0
-    for row in rows:
-        cells = _cells(row)
-        cells[1] = cells[1].isoformat()
-        writer.writerow(cells)
-        count += 1
+
+    def counted() -> Iterator[Any]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield row
+
+    for chunk in csv_chunks(counted()):
+        out.write(chunk)
     return count
 
 

@@ -152,6 +152,16 @@ def tablet(browser):
     context.close()
 
 
+def sign_in(page, base: str, username: str) -> None:
+    """Sign in with a demo login by keyboard alone (password: <username>-demo-2021)."""
+    page.goto(base + "/login")
+    page.keyboard.type(username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(f"{username}-demo-2021")
+    page.keyboard.press("Enter")
+    page.wait_for_url(base + "/")
+
+
 def shoot(page, name: str) -> Path:
     """Save a full-page screenshot under tests/screenshots/."""
     SHOTS.mkdir(exist_ok=True)

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from tests.browser.conftest import SCRIPT, shoot
+from tests.browser.conftest import SCRIPT, shoot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -35,15 +35,6 @@ def history(served_terminal):
 @pytest.fixture
 def base(history, live_server):
     return live_server
-
-
-def sign_in(page, base, username):
-    page.goto(base + "/login")
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(f"{username}-demo-2021")
-    page.keyboard.press("Enter")
-    page.wait_for_url(base + "/")
 
 
 def test_an_auditor_finds_a_payout_exports_it_and_proves_the_log(page, base, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from terminal.clock import today_local
-from tests.browser.conftest import SCRIPT, shoot
+from tests.browser.conftest import SCRIPT, shoot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -35,15 +35,6 @@ def roster_imported(served_terminal):
 def counter_server(roster_imported, live_server):
     """A served terminal with the sample roster imported for this month."""
     return live_server
-
-
-def sign_in(page, base, username):
-    page.goto(base + "/login")
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(f"{username}-demo-2021")
-    page.keyboard.press("Enter")
-    page.wait_for_url(base + "/")
 
 
 def sign_out(page):

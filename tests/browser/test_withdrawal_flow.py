@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from terminal.db import make_engine
-from tests.browser.conftest import SCRIPT, shoot
+from tests.browser.conftest import SCRIPT, shoot, sign_in
 from tests.servers import sandbox_process
 
 pytestmark = pytest.mark.browser
@@ -106,15 +106,6 @@ def _account_holders(db_url, count):
     return rows
 
 
-def _sign_in(page, base, username):
-    page.goto(base + "/login")
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(f"{username}-demo-2021")
-    page.keyboard.press("Enter")
-    page.wait_for_url(base + "/")
-
-
 def _to_otp_page(page, base, code, id_number):
     page.goto(base + "/counter/")
     page.keyboard.type(code)
@@ -140,7 +131,7 @@ def test_an_agent_withdraws_with_the_code_the_person_reads_out(
     base = live_server
     ((code, id_number),) = _account_holders(provider_point.db_url, 1)
     _faults(sandbox)
-    _sign_in(page, base, "agent")
+    sign_in(page, base, "agent")
     _to_otp_page(page, base, code, id_number)
     assert page.evaluate("document.activeElement.dataset.testid") == "withdraw-submit"
     shoot(page, "withdrawal-1-confirm")
@@ -164,7 +155,7 @@ def test_a_slow_provider_says_do_not_hand_over_money(page, provider_point, sandb
     # Another person: the sandbox remembers the first one's account as withdrawn.
     code, id_number = _account_holders(provider_point.db_url, 2)[1]
     _faults(sandbox)
-    _sign_in(page, base, "agent")
+    sign_in(page, base, "agent")
     _to_otp_page(page, base, code, id_number)
     page.get_by_test_id("withdraw-submit").click()
     page.get_by_test_id("otp-form").wait_for()
