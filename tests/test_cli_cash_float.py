@@ -6,10 +6,11 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select, update
 
+from terminal.clock import today_local
 from terminal.models import AuditEvent, CashFloat, User
 from terminal.services.audit import verify_chain
 from tests import test_cli
-from tests.api.test_day_api import TODAY, pay
+from tests.api.test_day_api import pay
 from tests.conftest import api_token, bearer
 from tests.factories import make_beneficiary, make_point, make_user
 from tests.test_cli import one_line_error
@@ -34,14 +35,14 @@ def test_records_todays_advance_audited_as_cli(run, world, session):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines == [
-        f"cash float HTBD {TODAY.isoformat()}: advance 50.000.000 đ, "
+        f"cash float HTBD {today_local().isoformat()}: advance 50.000.000 đ, "
         "paid in cash 0 đ (0 payouts), remaining 50.000.000 đ"
     ], result.stdout
     session.rollback()
     row = session.scalars(select(CashFloat)).one()
     assert (row.point_id, row.business_date, row.advance_vnd) == (
         world.point_a.id,
-        TODAY,
+        today_local(),
         50_000_000,
     )
     # Recorded in the name of the point's supervisor, whose duty the float is...
@@ -117,7 +118,7 @@ def test_every_kind_of_bad_input_is_refused(app, world, session):
         (["HTBD", "--advance", "5", "--date", "1999-12-31"], "between 2000-01-01"),
         (["HTBD", "--advance", "5", "--date", "9999-12-31"], "between 2000-01-01"),
         (
-            ["HTBD", "--advance", "5", "--date", (TODAY + timedelta(days=32)).isoformat()],
+            ["HTBD", "--advance", "5", "--date", (today_local() + timedelta(days=32)).isoformat()],
             "between 2000-01-01",
         ),
     ]
@@ -142,7 +143,7 @@ def test_advance_below_the_cash_paid_is_refused(run, app, world, session, client
     before = floats(session)
     refused = run("cash-float", "HTBD", "--advance", "1079999")
     line = one_line_error(refused)
-    assert f"1080000 đồng already paid in cash on {TODAY.isoformat()}" in line
+    assert f"1080000 đồng already paid in cash on {today_local().isoformat()}" in line
     assert floats(session) == before
     exact = cli(app, "cash-float", "HTBD", "--advance", "1080000")
     assert exact.exit_code == 0, exact.output
