@@ -149,6 +149,7 @@ def register_blueprints(app: Flask) -> None:
         reports,
         roster,
         samples,
+        tablet,
         trail,
         withdrawals,
     )
@@ -167,6 +168,7 @@ def register_blueprints(app: Flask) -> None:
         reports.bp,
         samples.bp,
         trail.bp,
+        tablet.bp,
     )
     for blueprint in (*blueprints, api.bp):
         app.register_blueprint(blueprint)

@@ -41,6 +41,8 @@ class Permission(enum.StrEnum):
     AUDIT_TRAIL = "audit_trail"
     # payment verification by sampling: draw samples, record what people say (auditors)
     SAMPLE = "sample"
+    # pay a route's people at home from a registered tablet (its device token)
+    DELIVER = "deliver"
     # users, payout points, roster imports, payment periods
     ADMIN = "admin"
 
@@ -61,6 +63,7 @@ POLICY: dict[Permission, frozenset[Role]] = {
     Permission.EXPORT: frozenset({Role.AUDITOR}),
     Permission.AUDIT_TRAIL: frozenset({Role.AUDITOR}),
     Permission.SAMPLE: frozenset({Role.AUDITOR}),
+    Permission.DELIVER: frozenset({Role.DELIVERY}),
     Permission.ADMIN: frozenset({Role.ADMIN}),
 }
 

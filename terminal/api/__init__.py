@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 
-from terminal.authz import PUBLIC, allow, public
+from terminal.authz import PUBLIC, allow, permission_of, public
 from terminal.db import get_session
+from terminal.policy import Permission
 from terminal.services.auth import user_for_token
+from terminal.services.delivery import device_for_token
 from terminal.services.errors import InvalidInput
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -121,11 +123,20 @@ def authenticate_bearer() -> Any:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     found = user_for_token(get_session(), token.strip())
-    if found is None:
+    if found is not None:
+        user, row = found
+        g.api_token = row
+        return user
+    # A tablet's device token opens the tablet's endpoints only (least privilege: a
+    # lost tablet's token cannot search the roster or pay at a counter).
+    if permission_of(current_app, request.endpoint or "") != Permission.DELIVER:
         return None
-    user, row = found
-    g.api_token = row
-    return user
+    device = device_for_token(get_session(), token.strip())
+    if device is None:
+        return None
+    g.device = device
+    g.api_token = None
+    return device.user
 
 
 # The endpoint modules register themselves on import.
@@ -134,6 +145,7 @@ from terminal.api import (  # noqa: E402, F401
     counter,
     day,
     daybook,
+    delivery,
     failures,
     meta,
     payout_log,

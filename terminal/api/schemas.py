@@ -528,3 +528,185 @@ class AuditVerifyBody(BaseModel):
     ok: bool
     events: int
     first_bad_seq: int | None
+
+
+# ---- home delivery: devices, routes and offline sync ------------------------------
+
+
+class DeviceRequest(Strict):
+    """A tablet to register for a delivery user of the supervisor's point."""
+
+    name: str = Field(min_length=1, max_length=80, description="what the tablet is called")
+    username: str = Field(min_length=1, max_length=64, description="the delivery user")
+
+
+class DeviceIssued(BaseModel):
+    """The tablet's token: shown once, used as ``Authorization: Bearer``."""
+
+    device_id: int
+    token: str
+    expires_at: datetime
+
+
+class DeviceUser(BaseModel):
+    """Who a tablet belongs to."""
+
+    username: str
+    full_name: str
+
+
+class DevicePoint(BaseModel):
+    """The point a tablet pays for."""
+
+    code: str
+    name: str
+
+
+class DeviceBody(BaseModel):
+    """A registered tablet."""
+
+    device_id: int
+    name: str
+    state: Literal["active", "revoked", "expired"]
+    expires_at: datetime
+    last_seen_at: datetime | None = None
+    user: DeviceUser
+    point: DevicePoint
+
+
+class DeviceList(BaseModel):
+    """The point's tablets, newest first."""
+
+    items: list[DeviceBody]
+
+
+class RouteRequest(Strict):
+    """People of a period to give a delivery user; their due entitlements are reserved."""
+
+    username: str = Field(min_length=1, max_length=64)
+    period: str = Field(pattern=r"^\d{4}-\d{2}$")
+    beneficiary_codes: list[str] = Field(min_length=1, max_length=500)
+
+
+class RouteAssignedBody(BaseModel):
+    """The route: ``reserved`` entitlements newly reserved by this request."""
+
+    route_id: int
+    reserved: int
+    people: int
+    expires_at: datetime
+
+
+class RouteEntitlement(BaseModel):
+    """An entitlement the tablet may pay."""
+
+    id: int
+    period: str
+    amount: int
+
+
+class RouteProxy(BaseModel):
+    """A proxy who may collect, with the salted hash of their ID number."""
+
+    id: int
+    full_name: str
+    relationship: str
+    id_hash: str | None
+    valid_from: date
+    valid_until: date | None
+
+
+class RoutePerson(BaseModel):
+    """A person on the route; ``id_hash`` is hex SHA-256 of salt + ID number."""
+
+    code: str
+    full_name: str
+    village: str
+    commune: str
+    address: str
+    year_of_birth: int
+    entitlements: list[RouteEntitlement]
+    id_hash: str | None
+    proxies: list[RouteProxy]
+
+
+class RouteBody(BaseModel):
+    """The device user's current route, as the tablet stores it offline."""
+
+    route_id: int
+    period: str
+    salt: str
+    expires_at: datetime
+    user: DeviceUser
+    point: DevicePoint
+    people: list[RoutePerson]
+
+
+class SyncPayoutItem(BaseModel):
+    """A payout the tablet made (documentation of an item of ``payouts``)."""
+
+    client_ref: str = Field(pattern=r"^[A-Za-z0-9._:-]{16,64}$")
+    beneficiary_code: str
+    entitlement_ids: list[int]
+    collector: Literal["beneficiary", "proxy"]
+    proxy_id: int | None = None
+    verified_by: Literal["id_number", "id_qr"]
+    paid_at: datetime
+    signature_png: str | None = Field(default=None, description="base64 PNG, up to 256 KB")
+    lat: float | None = None
+    lon: float | None = None
+
+
+class SyncVisitItem(BaseModel):
+    """A visit that paid nothing (documentation of an item of ``visits``)."""
+
+    client_ref: str = Field(pattern=r"^[A-Za-z0-9._:-]{16,64}$")
+    beneficiary_code: str
+    outcome: Literal["absent", "refused", "deceased"]
+    at: datetime
+    note: str | None = Field(default=None, max_length=500)
+    lat: float | None = None
+    lon: float | None = None
+
+
+class SyncRequest(Strict):
+    """A tablet's queue: each item is checked and answered on its own.
+
+    Items are read loosely here so that one malformed item is answered
+    ``rejected`` instead of refusing the whole batch (and blocking the queue).
+    """
+
+    model_config = ConfigDict(strict=True, extra="ignore", str_max_length=400_000)
+
+    payouts: list[Any] = Field(
+        default_factory=list,
+        max_length=50,
+        description="payouts made on the tablet (client_ref, beneficiary_code, "
+        "entitlement_ids, collector, proxy_id?, verified_by, paid_at, signature_png?, lat?, lon?)",
+    )
+    visits: list[Any] = Field(
+        default_factory=list,
+        max_length=50,
+        description="visits that paid nothing (client_ref, beneficiary_code, "
+        "outcome: absent|refused|deceased, at, note?, lat?, lon?)",
+    )
+
+
+class SyncResult(BaseModel):
+    """One item's answer; ``duplicate`` repeats the first answer's fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    client_ref: str | None
+    status: Literal["applied", "duplicate", "conflict", "rejected"]
+    payout_id: int | None = None
+    receipt_no: str | None = None
+    failure_id: int | None = None
+    error: str | None = None
+
+
+class SyncResponse(BaseModel):
+    """Answers in the order sent."""
+
+    results: list[SyncResult]
+    visits: list[SyncResult]

@@ -3,6 +3,14 @@
 from terminal.models.audit import AuditEvent, AuditHead
 from terminal.models.auth import ApiToken, LoginAttempt, LoginSession, User
 from terminal.models.base import Base, utcnow
+from terminal.models.delivery import (
+    DeliveryRoute,
+    Device,
+    HomePayout,
+    RouteStop,
+    SyncedItem,
+    Visit,
+)
 from terminal.models.enums import (
     AreaLevel,
     AuditAction,
@@ -24,7 +32,9 @@ from terminal.models.enums import (
     ReceiptFormat,
     Role,
     SampleAnswer,
+    SyncStatus,
     VerificationMethod,
+    VisitOutcome,
     WithdrawalStatus,
 )
 from terminal.models.followup import Failure, FailureNote
@@ -57,6 +67,8 @@ __all__ = [
     "Channel",
     "CollectorType",
     "DayClosing",
+    "DeliveryRoute",
+    "Device",
     "Entitlement",
     "EntitlementStatus",
     "Failure",
@@ -64,6 +76,7 @@ __all__ = [
     "FailureReason",
     "FailureStatus",
     "Gender",
+    "HomePayout",
     "IdempotencyRecord",
     "IdempotencyState",
     "LoginAttempt",
@@ -86,11 +99,16 @@ __all__ = [
     "ReceiptFormat",
     "Role",
     "RosterImport",
+    "RouteStop",
     "SampleAnswer",
     "SettlementImport",
+    "SyncStatus",
+    "SyncedItem",
     "User",
     "Verification",
     "VerificationMethod",
+    "Visit",
+    "VisitOutcome",
     "Withdrawal",
     "WithdrawalStatus",
     "point_communes",

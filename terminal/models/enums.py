@@ -112,6 +112,8 @@ class FailureReason(StrEnum):
     DATA_ERROR = "data_error"
     SYSTEM_ERROR = "system_error"
     OTHER = "other"
+    # A tablet paid offline what was paid elsewhere meanwhile: money to recover.
+    POSSIBLE_DOUBLE_PAYMENT = "possible_double_payment"
 
 
 class FailureStatus(StrEnum):
@@ -137,6 +139,24 @@ class SampleAnswer(StrEnum):
     IN_FULL = "in_full"
     NOT_RECEIVED = "not_received"
     OTHER_AMOUNT = "other_amount"
+
+
+class VisitOutcome(StrEnum):
+    """What a home-delivery visit came to."""
+
+    PAID = "paid"
+    ABSENT = "absent"
+    REFUSED = "refused"
+    DECEASED = "deceased"
+
+
+class SyncStatus(StrEnum):
+    """A tablet's synced item, as the server answered it (API.md ``POST /sync``)."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    REJECTED = "rejected"
 
 
 class ProviderAdapterKind(StrEnum):
@@ -187,3 +207,9 @@ class AuditAction(StrEnum):
     DAY_CLOSED = "day.closed"
     SAMPLE_DRAWN = "sample.drawn"
     SAMPLE_ANSWERED = "sample.answered"
+    DEVICE_REGISTERED = "device.registered"
+    DEVICE_REVOKED = "device.revoked"
+    ROUTE_ASSIGNED = "route.assigned"
+    ROUTE_RELEASED = "route.released"
+    VISIT_RECORDED = "visit.recorded"
+    SYNC_CONFLICT = "sync.conflict"

@@ -168,6 +168,9 @@ class Entitlement(Base):
     # The open withdrawal (OTP sent, or outcome unknown) that holds it: nothing
     # else may pay it until that withdrawal completes or is released.
     held_by_withdrawal_id: Mapped[int | None] = mapped_column(BigID)
+    # The home-delivery route that reserves it: only that route's tablet pays it
+    # until the supervisor releases the person.
+    reserved_route_id: Mapped[int | None] = mapped_column(BigID)
     created_at: Mapped[created_at]
     updated_at: Mapped[datetime | None]
 

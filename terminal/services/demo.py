@@ -60,6 +60,8 @@ DEMO_LOGINS = (
     DemoLogin("agent", "agent-demo-2021", "agent", "PLVT", "Trần Văn Nam"),
     DemoLogin("delivery", "delivery-demo-2021", "delivery", "PLTN", "Lê Thị Thu"),
     DemoLogin("supervisor", "supervisor-demo-2021", "supervisor", "HTBD", "Phạm Văn Hùng"),
+    # The home-delivery team's head: registers its tablets and gives out routes.
+    DemoLogin("delivery-lead", "delivery-lead-demo-2021", "supervisor", "PLTN", "Đặng Văn Lực"),
     DemoLogin("auditor", "auditor-demo-2021", "auditor", None, "Hoàng Thị Lan"),
     DemoLogin("admin", "admin-demo-2021", "admin", None, "Võ Minh Tuấn"),
 )

@@ -127,49 +127,85 @@ def log_failure(
     if session.in_transaction():
         session.rollback()
     with write_transaction(session):
-        if entitlement_id is not None and beneficiary_id is None:
-            # A case about an entitlement is about its beneficiary (a payout finds
-            # the cases it settles through the beneficiary).
-            beneficiary_id = session.scalar(
-                select(Entitlement.beneficiary_id).where(Entitlement.id == entitlement_id)
-            )
-        is_case = escalated or reason not in ATTEMPT_REASONS
-        if not is_case and beneficiary_id is not None:
-            is_case = _attempts_today(session, beneficiary_id) + 1 == ATTEMPTS_MAKING_A_CASE
-        failure = Failure(
-            is_case=is_case,
+        failure = add_failure(
+            session,
+            user=user,
+            reason=reason,
+            detail_code=detail_code,
+            params=params,
+            detail=detail,
             beneficiary_id=beneficiary_id,
             entitlement_id=entitlement_id,
-            reason=reason,
-            detail=clean_text(detail)[:1000],
-            detail_code=detail_code,
-            detail_params=json.dumps(dict(params), ensure_ascii=False, sort_keys=True)
-            if params
-            else None,
             channel=channel,
             provider_ref=provider_ref,
-            point_id=user.payout_point_id if user else None,
-            user_id=user.id if user else None,
-            status=FailureStatus.OPEN,
-            due_by=follow_up_due(today_local(), reason),
-            note="",
-        )
-        session.add(failure)
-        session.flush()
-        record_event(
-            session,
-            actor=user.username if user else "system",
-            action=AuditAction.FAILURE_RECORDED,
-            object_type="failure",
-            object_id=failure.id,
-            data={
-                "reason": reason.value,
-                "detail_code": detail_code,
-                "beneficiary_id": beneficiary_id,
-                "entitlement_id": entitlement_id,
-                "channel": channel.value if channel else None,
-                "case": is_case,
-            },
+            escalated=escalated,
         )
     log.info("failure recorded: id=%s reason=%s", failure.id, reason.value)
+    return failure
+
+
+def add_failure(
+    session: Session,
+    *,
+    user: User | None,
+    reason: FailureReason,
+    detail_code: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    detail: str = "",
+    beneficiary_id: int | None = None,
+    entitlement_id: int | None = None,
+    channel: Channel | None = None,
+    provider_ref: str | None = None,
+    escalated: bool = False,
+    point_id: int | None = None,
+) -> Failure:
+    """Add a failure and its audit event inside the caller's write transaction.
+
+    For a failure that belongs with other writes (a tablet's synced item and the
+    case it opens commit together); ``log_failure`` is the one-off form.
+    """
+    if entitlement_id is not None and beneficiary_id is None:
+        # A case about an entitlement is about its beneficiary (a payout finds
+        # the cases it settles through the beneficiary).
+        beneficiary_id = session.scalar(
+            select(Entitlement.beneficiary_id).where(Entitlement.id == entitlement_id)
+        )
+    is_case = escalated or reason not in ATTEMPT_REASONS
+    if not is_case and beneficiary_id is not None:
+        is_case = _attempts_today(session, beneficiary_id) + 1 == ATTEMPTS_MAKING_A_CASE
+    failure = Failure(
+        is_case=is_case,
+        beneficiary_id=beneficiary_id,
+        entitlement_id=entitlement_id,
+        reason=reason,
+        detail=clean_text(detail)[:1000],
+        detail_code=detail_code,
+        detail_params=json.dumps(dict(params), ensure_ascii=False, sort_keys=True)
+        if params
+        else None,
+        channel=channel,
+        provider_ref=provider_ref,
+        point_id=point_id if point_id is not None else (user.payout_point_id if user else None),
+        user_id=user.id if user else None,
+        status=FailureStatus.OPEN,
+        due_by=follow_up_due(today_local(), reason),
+        note="",
+    )
+    session.add(failure)
+    session.flush()
+    record_event(
+        session,
+        actor=user.username if user else "system",
+        action=AuditAction.FAILURE_RECORDED,
+        object_type="failure",
+        object_id=failure.id,
+        data={
+            "reason": reason.value,
+            "detail_code": detail_code,
+            "beneficiary_id": beneficiary_id,
+            "entitlement_id": entitlement_id,
+            "channel": channel.value if channel else None,
+            "case": is_case,
+        },
+    )
     return failure

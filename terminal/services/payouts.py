@@ -39,6 +39,7 @@ from terminal.models import (
     Beneficiary,
     Channel,
     CollectorType,
+    DeliveryRoute,
     Entitlement,
     EntitlementStatus,
     Failure,
@@ -95,6 +96,12 @@ class WithdrawalOpen(Conflict):
     """A withdrawal through the provider holds the entitlement (OTP sent, or unknown)."""
 
     code = "withdrawal_open"
+
+
+class ReservedForDelivery(Conflict):
+    """A home-delivery route holds the entitlement until the supervisor releases it."""
+
+    code = "reserved_for_delivery"
 
 
 class InsufficientCash(Refused):
@@ -374,6 +381,7 @@ _LOCK_ENTITLEMENTS = (
         _ENTITLEMENTS.c.status,
         _ENTITLEMENTS.c.amount_vnd,
         _ENTITLEMENTS.c.held_by_withdrawal_id,
+        _ENTITLEMENTS.c.reserved_route_id,
     )
     .where(_ENTITLEMENTS.c.id.in_(bindparam("ids", expanding=True)))
     .with_for_update(of=_ENTITLEMENTS)
@@ -598,8 +606,9 @@ def lock_payable(session: Session, ids: tuple[int, ...], person_id: int) -> dict
     """Lock a person's entitlements and refuse any that cannot be paid now.
 
     Not this person's: 404; paid: 409 ``already_paid`` with its receipt; cancelled:
-    422; held by an open withdrawal through the provider: 409 ``withdrawal_open``.
-    Returns the locked rows by id (each with its amount).
+    422; held by an open withdrawal through the provider: 409 ``withdrawal_open``;
+    on a home-delivery route: 409 ``reserved_for_delivery`` (only that route's tablet
+    pays it, through ``services.delivery``). Returns the locked rows by id.
     """
     conn = session.connection()
     entitlements = {row.id: row for row in conn.execute(_LOCK_ENTITLEMENTS, {"ids": ids})}
@@ -629,7 +638,22 @@ def lock_payable(session: Session, ids: tuple[int, ...], person_id: int) -> dict
                 entitlement_id=entitlement_id,
                 withdrawal_id=entitlement.held_by_withdrawal_id,
             )
+        if entitlement.reserved_route_id is not None:
+            raise ReservedForDelivery(
+                "reserved for home delivery",
+                entitlement_id=entitlement_id,
+                route_id=entitlement.reserved_route_id,
+                **_route_owner(session, entitlement.reserved_route_id),
+            )
     return entitlements
+
+
+def _route_owner(session: Session, route_id: int) -> dict[str, str]:
+    """Return who delivers a route (username and name), for a refusal to say."""
+    route = session.get(DeliveryRoute, route_id)
+    if route is None:
+        return {}
+    return {"delivery_user": route.user.username, "delivery_name": route.user.full_name}
 
 
 def _channel_rule(
