@@ -203,7 +203,7 @@ def _print_logins(logins: Any) -> None:
     click.echo("Demo logins (username / password / role / point):")
     for login in logins:
         click.echo(
-            f"  {login.username:<11} {login.password:<21} {login.role:<11} {login.point or '-'}"
+            f"  {login.username:<13} {login.password:<23} {login.role:<11} {login.point or '-'}"
         )
 
 

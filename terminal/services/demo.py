@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from terminal.db import refresh_statistics
@@ -123,9 +123,56 @@ def seed(session: Session, *, scale: float = 1.0) -> list[DemoLogin]:
 
     logins = seed_points_and_users(session)
     demo_roster(session, period=period_code(today_local()), scale=scale)
+    keep_home_delivery_on_cash(session)
     ensure_demo_floats(session)
     refresh_statistics(session)
     return logins
+
+
+HOME_DELIVERY_DEMO_PEOPLE = 40
+
+
+def keep_home_delivery_on_cash(session: Session) -> int:
+    """Put some of Phú Lộc's oldest people without a phone on cash (demo only).
+
+    The pilot paid Phú Lộc wholly through accounts, but DESIGN.md's people aged 80
+    and over with no phone stay on cash and are paid at home: the demo's delivery
+    team (PLTN) needs them to have a route to give. Returns how many were moved.
+    """
+    from terminal.db import write_transaction
+    from terminal.models import Area, AuditAction, Beneficiary, Category, PaymentMethod, Provider
+    from terminal.services.audit import record_event
+
+    with write_transaction(session):
+        ids = list(
+            session.scalars(
+                select(Beneficiary.id)
+                .join(Area, Area.id == Beneficiary.commune_id)
+                .where(
+                    Area.name.in_(PHU_LOC),
+                    Beneficiary.category == Category.ELDERLY_80,
+                    Beneficiary.payment_method == PaymentMethod.ACCOUNT,
+                )
+                .order_by(Beneficiary.phone.is_not(None), Beneficiary.birth_year, Beneficiary.id)
+                .limit(HOME_DELIVERY_DEMO_PEOPLE)
+            )
+        )
+        if not ids:
+            return 0
+        session.execute(
+            update(Beneficiary)
+            .where(Beneficiary.id.in_(ids))
+            .values(payment_method=PaymentMethod.CASH, provider=Provider.POST, account_no=None)
+        )
+        record_event(
+            session,
+            actor="seed-demo",
+            action=AuditAction.DATA_GENERATED,
+            object_type="beneficiary",
+            object_id=0,
+            data={"home_delivery_cash": len(ids)},
+        )
+    return len(ids)
 
 
 def ensure_demo_floats(session: Session) -> int:
