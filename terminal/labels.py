@@ -16,6 +16,7 @@ from terminal.models import (
     FailureStatus,
     PaymentMethod,
     Provider,
+    VisitOutcome,
 )
 
 CATEGORY = {
@@ -58,12 +59,25 @@ REASON = {
     FailureReason.DATA_ERROR: _l("Data error"),
     FailureReason.SYSTEM_ERROR: _l("System error"),
     FailureReason.OTHER: _l("Other"),
+    FailureReason.POSSIBLE_DOUBLE_PAYMENT: _l("Possible double payment"),
 }
 FAILURE_STATUS = {
     FailureStatus.OPEN: _l("open"),
     FailureStatus.IN_PROGRESS: _l("in progress"),
     FailureStatus.RESOLVED: _l("resolved"),
     FailureStatus.CANCELLED: _l("cancelled"),
+}
+VISIT_OUTCOME = {
+    VisitOutcome.PAID: _l("paid"),
+    VisitOutcome.ABSENT: _l("not at home"),
+    VisitOutcome.REFUSED: _l("refused"),
+    VisitOutcome.DECEASED: _l("reported deceased"),
+}
+# A tablet's state (services.delivery.device_state).
+DEVICE_STATE = {
+    "active": _l("active"),
+    "revoked": _l("revoked"),
+    "expired": _l("expired"),
 }
 PROXY_STATUS = {
     "active": _l("valid"),
@@ -106,6 +120,8 @@ def init_app(app: Flask) -> None:
         reason_label=_lookup(REASON),
         failure_status_label=_lookup(FAILURE_STATUS),
         proxy_status_label=_lookup(PROXY_STATUS),
+        visit_outcome_label=_lookup(VISIT_OUTCOME),
+        device_state_label=_lookup(DEVICE_STATE),
         status_badge=status_badge,
         failure_detail=failure_detail,
     )

@@ -192,6 +192,31 @@ MESSAGES = {
         'An amount was typed: answer "another amount", or clear the amount.'
     ),
     "sample_note_invalid": _l("A note has at most 500 characters."),
+    # Home delivery: tablets, routes, reservations (services/delivery.py).
+    "reserved_for_delivery": _l(
+        "This period is reserved for home delivery by %(delivery_name)s. Nothing was paid: "
+        "the supervisor must first return the person to the counter."
+    ),
+    "route_people_invalid": _l(
+        "Some people cannot go on this route; nothing was changed. The reason is shown for each."
+    ),
+    "route_people_invalid.not_found": _l("not found in the communes of this point"),
+    "route_people_invalid.paid_by_account": _l("paid through an account, not in cash"),
+    "route_people_invalid.inactive": _l("not receiving (suspended, deceased or moved away)"),
+    "route_people_invalid.nothing_due": _l("nothing is due up to this period"),
+    "route_people_invalid.withdrawal_open": _l("an account withdrawal is open for a period"),
+    "route_people_invalid.on_another_route": _l("already on another staff member's route"),
+    "route_people_required": _l("Tick at least one person."),
+    "route_too_large": _l("Too many people for one route: split them into two routes."),
+    "device_name_invalid": _l("Name the tablet (1 to 80 characters)."),
+    "not_delivery_user": _l("This user is not home-delivery staff."),
+    "user_not_found": _l("There is no such user at this point."),
+    "user_disabled": _l("This user is disabled."),
+    "route_not_found": _l("No such route at your point."),
+    "route_person_not_found": _l("This person is not on the route."),
+    "device_not_found": _l("No such tablet at your point."),
+    "device_token_required": _l("This is for a paired tablet: use its device token."),
+    "no_route": _l("No route is assigned to this tablet's staff member."),
 }
 
 # What the system saw when an attempt failed (Failure.detail_code), in the reader's
@@ -255,7 +280,22 @@ DETAILS = {
         "Sample #%(sample_id)s (%(period)s): receipt %(receipt_no)s paid %(amount)s đồng; "
         "the person says they received %(reported)s đồng."
     ),
+    "delivery.possible_double_payment": _l(
+        "A tablet paid %(amount)s đồng at home on %(paid_at)s (reference %(client_ref)s) for "
+        "periods already paid another way (entitlements %(entitlement_ids)s): recover the money."
+    ),
+    "delivery.sync_rejected": _l(
+        "A payout made on a tablet (reference %(client_ref)s) was refused when it synced "
+        "(%(error)s): check with the staff member whether money was handed over."
+    ),
+    "delivery.absent_visits": _l(
+        "Not at home at %(visits)s visits: tell the person to collect at the post office."
+    ),
+    "delivery.refused": _l("The person refused the payment at home%(note)s."),
+    "delivery.deceased": _l("Reported deceased at a home visit%(note)s."),
 }
+# Parameters a detail may leave out: the sentence reads the same without them.
+OPTIONAL_PARAMS = ("note",)
 
 
 def _labelled(fields: dict[str, Any]) -> dict[str, Any]:
@@ -276,6 +316,9 @@ def detail_text(code: str | None, params: dict[str, Any]) -> str:
     if message is None:
         return ""
     values = _labelled(params)
+    for name in OPTIONAL_PARAMS:
+        given = values.get(name)
+        values[name] = f" ({given})" if isinstance(given, str) and given.strip() else ""
     for name in ("valid_from", "valid_until"):
         if isinstance(values.get(name), str) and len(values[name]) == 10:
             year, month, day = values[name].split("-")

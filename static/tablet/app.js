@@ -869,6 +869,7 @@ async function recordPayout(person, collector, verifiedBy, signature, position) 
   const item = {
     client_ref: body.client_ref,
     kind: "payout",
+    owner: ownerOf(),
     code: person.code,
     seq: nextSeq(),
     body,
@@ -893,6 +894,7 @@ async function recordVisit(person, outcome, note) {
   await store.enqueue({
     client_ref: body.client_ref,
     kind: "visit",
+    owner: ownerOf(),
     code: person.code,
     seq: nextSeq(),
     body,
@@ -1021,6 +1023,11 @@ function renderDevice() {
 // ---------------------------------------------------------------------------
 // Server calls
 
+/** Return the username the tablet pays for now (recorded with each queued item). */
+function ownerOf() {
+  return state.device && state.device.user ? state.device.user.username : null;
+}
+
 async function pair(token, sayError) {
   if (!navigator.onLine) {
     sayError(t("pair.needNetwork"));
@@ -1028,6 +1035,13 @@ async function pair(token, sayError) {
   }
   try {
     const { body } = await call("GET", "/api/v1/devices/current", { token });
+    // What waits was paid by whoever the tablet belonged to: it syncs only under a
+    // token of that same person, never in another delivery user's name.
+    const foreign = state.queue.filter((item) => item.owner && item.owner !== body.user.username);
+    if (foreign.length) {
+      sayError(t("pair.otherUser", { n: foreign.length, name: foreign[0].owner }));
+      return;
+    }
     await store.setMeta("token", token);
     await store.setMeta("device", body);
     await store.setMeta("revoked", false);

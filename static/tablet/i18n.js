@@ -19,6 +19,7 @@ const vi = {
   "pair.bad": "Mã ghép không đúng dạng. Hãy dán lại đúng mã hoặc liên kết tổ trưởng đưa.",
   "pair.needNetwork": "Cần có mạng để ghép thiết bị.",
   "pair.refused": "Máy chủ không nhận mã này: mã sai, đã hết hạn hoặc đã bị thu hồi.",
+  "pair.otherUser": "Máy còn {n} mục chưa đồng bộ của {name}: chỉ ghép lại cho chính người này, để tiền đã trả không bị ghi tên người khác.",
   "pair.done": "Đã ghép thiết bị cho {name}.",
   "pair.queueKept": "{n} mục chưa đồng bộ vẫn được giữ trên máy. Ghép lại thiết bị để gửi chúng.",
 
@@ -199,6 +200,7 @@ const en = {
   "pair.bad": "That is not a pairing code. Paste the code or link from your supervisor.",
   "pair.needNetwork": "Pairing needs a network connection.",
   "pair.refused": "The server does not accept this code: wrong, expired or revoked.",
+  "pair.otherUser": "{n} items of {name} still wait to sync: pair this tablet for that same person again, so money they paid is never recorded in someone else's name.",
   "pair.done": "Device paired for {name}.",
   "pair.queueKept": "{n} items not yet synced are kept on this tablet. Pair the device again to send them.",
 

@@ -348,6 +348,10 @@ FailureReasonCode = Literal[
     "other",
 ]
 FailureStatusCode = Literal["open", "in_progress", "resolved", "cancelled"]
+# What the list filters on: the reasons people report, and those the terminal opens itself.
+FailureReasonFilter = (
+    FailureReasonCode | Literal["possible_double_payment", "qr_invalid", "beneficiary_inactive"]
+)
 
 
 class FailureCreate(Strict):
@@ -376,7 +380,7 @@ class FailureQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     status: FailureStatusCode | None = None
-    reason: FailureReasonCode | None = None
+    reason: FailureReasonFilter | None = None
     point: str | None = Field(default=None, max_length=12)
     commune: str | None = Field(default=None, max_length=120)
     overdue: bool = False

@@ -38,6 +38,7 @@ from terminal.models import (
     DayClosing,
     Entitlement,
     EntitlementStatus,
+    HomePayout,
     Payout,
     PayoutPoint,
     PayoutStatus,
@@ -80,6 +81,14 @@ class PayoutRow:
     staff: str
     status: PayoutStatus
     reversed_at: datetime | None  # Vietnam time
+    # When the terminal learnt of it: a tablet's payout, paid offline, reaches the
+    # server later than it was paid. A closed day's document keeps what it knew.
+    recorded_at: datetime | None = None  # Vietnam time; None: when it was paid
+
+    @property
+    def known_at(self) -> datetime:
+        """Return when the terminal recorded the payout (its payment time unless synced)."""
+        return self.recorded_at or self.paid_at
 
     @property
     def counts(self) -> bool:
@@ -93,7 +102,7 @@ class PayoutRow:
 
     def stood_at(self, moment: datetime) -> bool:
         """Tell whether the payout stood at a moment: made by then, not yet reversed."""
-        if self.paid_at > moment:
+        if self.known_at > moment:
             return False
         if self.status is PayoutStatus.COMPLETED:
             return True
@@ -192,7 +201,7 @@ class Settlement:
         """Return the payouts of the document: those made by the closing, else all."""
         if self.closing is None:
             return list(self.rows)
-        return [r for r in self.rows if r.paid_at <= self.closing.closed_at]
+        return [r for r in self.rows if r.known_at <= self.closing.closed_at]
 
     def standing(self, row: PayoutRow) -> bool:
         """Tell whether a payout counts in the document: as at closing, else as now."""
@@ -271,8 +280,8 @@ def points_for(session: Session, user: User) -> list[PayoutPoint]:
     return list(session.scalars(query))
 
 
-def _row_of(payout: Payout) -> PayoutRow:
-    """Return a payout as a row of the settlement."""
+def _row_of(payout: Payout, received_at: datetime | None = None) -> PayoutRow:
+    """Return a payout as a row of the settlement (``received_at``: synced from a tablet)."""
     proxy = payout.collector_type is CollectorType.PROXY and payout.proxy is not None
     return PayoutRow(
         payout_id=payout.id,
@@ -287,6 +296,7 @@ def _row_of(payout: Payout) -> PayoutRow:
         staff=payout.user.username,
         status=payout.status,
         reversed_at=to_local(payout.reversed_at) if payout.reversed_at else None,
+        recorded_at=to_local(received_at) if received_at else None,
     )
 
 
@@ -310,8 +320,15 @@ def _day_rows(session: Session, point_id: int, day: date) -> list[PayoutRow]:
         .where(Payout.point_id == point_id, Payout.paid_at >= start, Payout.paid_at < end)
         .options(lazyload(Payout.lines))
         .order_by(Payout.paid_at, Payout.id)
+    ).all()
+    received = dict(
+        session.execute(
+            select(HomePayout.payout_id, HomePayout.received_at).where(
+                HomePayout.payout_id.in_([p.id for p in payouts])
+            )
+        ).all()
     )
-    return [_row_of(p) for p in payouts]
+    return [_row_of(p, received.get(p.id)) for p in payouts]
 
 
 def _advance(session: Session, point_id: int, day: date) -> int | None:
@@ -344,7 +361,7 @@ def _closing_of(session: Session, row: DayClosing) -> Closing:
 
 def _changes(rows: Sequence[PayoutRow], closed_at: datetime) -> list[Change]:
     """Return the payouts made and reversed after the day was closed, in time order."""
-    changes = [Change("payout", r.paid_at, r) for r in rows if r.paid_at > closed_at]
+    changes = [Change("payout", r.known_at, r) for r in rows if r.known_at > closed_at]
     changes += [
         Change("reversal", r.reversed_at, r)
         for r in rows

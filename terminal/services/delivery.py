@@ -29,10 +29,10 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -298,6 +298,8 @@ def assign_route(
     communes = commune_scope(session, supervisor) or []
     begin_write(session)
     try:
+        # One route per user and period: two supervisors assigning at once queue here.
+        session.execute(select(User.id).where(User.id == user.id).with_for_update())
         people = {
             b.code: b
             for b in session.scalars(
@@ -410,7 +412,9 @@ def _route_problem(
             return "withdrawal_open"
         theirs = entitlement.reserved_route_id
         if theirs is not None and (route is None or theirs != route.id):
-            return "on_another_route"
+            other = session.get(DeliveryRoute, theirs)
+            if other is not None and other.expires_at > utcnow():
+                return "on_another_route"
     return None
 
 
@@ -505,7 +509,12 @@ def route_candidates(
             Beneficiary.commune_id.in_(communes),
             Beneficiary.payment_method == PaymentMethod.CASH,
             Beneficiary.status == "active",
-            Entitlement.reserved_route_id.is_(None),
+            or_(
+                Entitlement.reserved_route_id.is_(None),
+                Entitlement.reserved_route_id.in_(
+                    select(DeliveryRoute.id).where(DeliveryRoute.expires_at <= utcnow())
+                ),
+            ),
             Entitlement.held_by_withdrawal_id.is_(None),
             *_due_until(the_period),
         )
@@ -737,13 +746,13 @@ def _when(value: Any, field: str) -> datetime:
         raise ItemRejected(f"{field}_invalid", f"{field} must be an ISO 8601 time with offset")
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        if moment.tzinfo is None:
+            raise ItemRejected(f"{field}_invalid", f"{field} needs its UTC offset")
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # year 1 or 9999 with an offset overflows
         raise ItemRejected(
             f"{field}_invalid", f"{field} must be an ISO 8601 time with offset"
         ) from None
-    if moment.tzinfo is None:
-        raise ItemRejected(f"{field}_invalid", f"{field} needs its UTC offset")
-    moment = moment.astimezone(UTC)
     now = utcnow()
     if moment > now + CLOCK_SKEW:
         raise ItemRejected(
@@ -945,9 +954,12 @@ def _reject(
 
 
 def _proxy_for(
-    session: Session, person: Beneficiary, item: dict[str, Any], day: date
+    session: Session, person: Beneficiary, item: dict[str, Any], paid_at: datetime
 ) -> Proxy | None:
-    """Return the collecting proxy, checked for the day of payment, or reject."""
+    """Return the collecting proxy, checked for the moment of payment, or reject.
+
+    A proxy revoked after the tablet paid them was authorised when it counted.
+    """
     collector = item.get("collector")
     if collector == "beneficiary":
         if item.get("proxy_id") is not None:
@@ -961,13 +973,15 @@ def _proxy_for(
         if isinstance(proxy_id, int) and not isinstance(proxy_id, bool) and 1 <= proxy_id < 2**62
         else None
     )
-    if proxy is None or proxy.beneficiary_id != person.id or proxy.revoked_at is not None:
+    revoked = proxy is not None and proxy.revoked_at is not None and proxy.revoked_at <= paid_at
+    if proxy is None or proxy.beneficiary_id != person.id or revoked:
         raise ItemRejected(
             "proxy_not_authorized",
             "this proxy may not collect for this beneficiary",
             reason=FailureReason.PROXY_NOT_AUTHORIZED,
             person_id=person.id,
         )
+    day = local_date(paid_at)
     if day < proxy.valid_from or (proxy.valid_until is not None and day > proxy.valid_until):
         raise ItemRejected(
             "proxy_expired",
@@ -1013,17 +1027,25 @@ def _apply_payout(
     if unknown:
         raise ItemRejected("invalid_item", "unknown fields: " + ", ".join(sorted(unknown))[:200])
     person = _person(session, ctx, item.get("beneficiary_code"))
+    ids: tuple[int, ...] = ()
     try:
         ids = _entitlement_ids(item)
         paid_at = _when(item.get("paid_at"), "paid_at")
         method = item.get("verified_by")
         if method not in ("id_number", "id_qr"):
             raise ItemRejected("verified_by_invalid", "verified_by is id_number or id_qr")
-        proxy = _proxy_for(session, person, item, local_date(paid_at))
+        proxy = _proxy_for(session, person, item, paid_at)
         signature = _signature(item.get("signature_png"))
         lat, lon = _position(item)
+        # Only the people a supervisor gave this user (released since or not): a device
+        # token pays nobody else, whatever it sends.
+        route = _route_of(session, ctx, person.id)
+        if route is None:
+            raise ItemRejected("not_on_route", "this person is not on this tablet's route")
     except ItemRejected as rejected:
+        # The case names what the tablet says it paid, so no payout settles it unseen.
         rejected.person_id = person.id
+        rejected.entitlement_id = rejected.entitlement_id or (ids[0] if ids else None)
         raise
     rows = {
         e.id: e
@@ -1051,11 +1073,17 @@ def _apply_payout(
                 person_id=person.id,
                 entitlement_id=entitlement_id,
             )
+        if entitlement.period.code > route.period.code:
+            raise ItemRejected(
+                "entitlement_not_on_route",
+                "this entitlement is of a later period than the route",
+                person_id=person.id,
+                entitlement_id=entitlement_id,
+            )
         if entitlement.status is EntitlementStatus.PAID or entitlement.held_by_withdrawal_id:
             paid_elsewhere.append(entitlement_id)
         else:
             payable[entitlement_id] = entitlement.amount_vnd
-    route = _route_of(session, ctx, person.id)
     payout_id = receipt_no = verify = None
     if payable:
         payout_id, receipt_no, verify = _write_home_payout(
@@ -1288,6 +1316,14 @@ def _apply_visit(session: Session, ctx: SyncContext, ref: str, item: Any) -> dic
     if outcome is None or outcome is VisitOutcome.PAID:
         raise ItemRejected("outcome_invalid", "outcome is absent, refused or deceased")
     at = _when(item.get("at"), "at")
+    # Lock order everywhere: entitlements before the audit chain's head. A second absence
+    # releases the person's reserved entitlements after its events, so take them first.
+    session.execute(
+        select(Entitlement.id)
+        .where(Entitlement.beneficiary_id == person.id, Entitlement.status == EntitlementStatus.DUE)
+        .order_by(Entitlement.id)
+        .with_for_update()
+    )
     note = item.get("note")
     if note is not None and not isinstance(note, str):
         raise ItemRejected("note_invalid", "the note is text")
@@ -1335,7 +1371,15 @@ def _apply_visit(session: Session, ctx: SyncContext, ref: str, item: Any) -> dic
                 else Visit.period_id.is_(None),
             )
         )
-        if absences == ABSENT_VISITS_MAKING_A_CASE:
+        # Paid at home after this visit (a queue synced late, payouts first): no case.
+        paid_since = session.scalar(
+            select(func.count(Visit.id)).where(
+                Visit.beneficiary_id == person.id,
+                Visit.outcome == VisitOutcome.PAID,
+                Visit.at >= at,
+            )
+        )
+        if absences == ABSENT_VISITS_MAKING_A_CASE and not paid_since:
             # No entitlement named: the person's next payout anywhere settles the case.
             failure = add_failure(
                 session,
@@ -1395,16 +1439,16 @@ def visits_of(session: Session, person_id: int, *, limit: int = 20) -> list[Visi
 
 def reservation_of(session: Session, person_id: int) -> DeliveryRoute | None:
     """Return the route that reserves any of a person's due entitlements, if one does."""
-    route_id = session.scalar(
-        select(Entitlement.reserved_route_id)
+    return session.scalar(
+        select(DeliveryRoute)
+        .join(Entitlement, Entitlement.reserved_route_id == DeliveryRoute.id)
         .where(
             Entitlement.beneficiary_id == person_id,
-            Entitlement.reserved_route_id.is_not(None),
             Entitlement.status == EntitlementStatus.DUE,
+            DeliveryRoute.expires_at > utcnow(),
         )
         .limit(1)
     )
-    return session.get(DeliveryRoute, route_id) if route_id is not None else None
 
 
 # ---- reads for the supervisors' pages (terminal/views/delivery.py) ---------------
@@ -1463,4 +1507,19 @@ def receipt_numbers(session: Session, payout_ids: Iterable[int]) -> dict[int, st
         session.execute(
             select(Receipt.payout_id, Receipt.receipt_no).where(Receipt.payout_id.in_(ids))
         ).all()
+    )
+
+
+def held_for_delivery(session: Session, person_id: int) -> set[int]:
+    """Return a person's due entitlements that a live route reserves (not the counter's)."""
+    return set(
+        session.scalars(
+            select(Entitlement.id)
+            .join(DeliveryRoute, DeliveryRoute.id == Entitlement.reserved_route_id)
+            .where(
+                Entitlement.beneficiary_id == person_id,
+                Entitlement.status == EntitlementStatus.DUE,
+                DeliveryRoute.expires_at > utcnow(),
+            )
+        )
     )

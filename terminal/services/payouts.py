@@ -395,6 +395,10 @@ _MARK_PAID = (
 )
 _INSERT_RECEIPT = Receipt.__table__.insert()
 _OPEN = (FailureStatus.OPEN, FailureStatus.IN_PROGRESS)
+# Cases a payout never settles: money may have gone out unrecorded (a tablet's payout
+# the server refused, or one it found paid elsewhere), or someone must look at the
+# person (reported dead at home). Paying the person again is what they warn about.
+KEPT_OPEN_DETAILS = ("delivery.sync_rejected", "delivery.deceased")
 _RESOLVE_FAILURES = (
     _FAILURES.update()
     # Through the beneficiary's index: a case about an entitlement names its beneficiary
@@ -402,6 +406,11 @@ _RESOLVE_FAILURES = (
     .where(
         _FAILURES.c.beneficiary_id == bindparam("person_id"),
         _FAILURES.c.status.in_(_OPEN),
+        _FAILURES.c.reason != FailureReason.POSSIBLE_DOUBLE_PAYMENT,
+        or_(
+            _FAILURES.c.detail_code.is_(None),
+            _FAILURES.c.detail_code.not_in(KEPT_OPEN_DETAILS),
+        ),
         or_(
             _FAILURES.c.entitlement_id.in_(bindparam("ids", expanding=True)),
             and_(
@@ -639,21 +648,17 @@ def lock_payable(session: Session, ids: tuple[int, ...], person_id: int) -> dict
                 withdrawal_id=entitlement.held_by_withdrawal_id,
             )
         if entitlement.reserved_route_id is not None:
-            raise ReservedForDelivery(
-                "reserved for home delivery",
-                entitlement_id=entitlement_id,
-                route_id=entitlement.reserved_route_id,
-                **_route_owner(session, entitlement.reserved_route_id),
-            )
+            route = session.get(DeliveryRoute, entitlement.reserved_route_id)
+            # An expired route's tablet has wiped it: its reservations lapse with it.
+            if route is not None and route.expires_at > utcnow():
+                raise ReservedForDelivery(
+                    "reserved for home delivery",
+                    entitlement_id=entitlement_id,
+                    route_id=route.id,
+                    delivery_user=route.user.username,
+                    delivery_name=route.user.full_name,
+                )
     return entitlements
-
-
-def _route_owner(session: Session, route_id: int) -> dict[str, str]:
-    """Return who delivers a route (username and name), for a refusal to say."""
-    route = session.get(DeliveryRoute, route_id)
-    if route is None:
-        return {}
-    return {"delivery_user": route.user.username, "delivery_name": route.user.full_name}
 
 
 def _channel_rule(

@@ -656,10 +656,13 @@ class _ImportRun:
                                 row.code,
                             )
                         )
-                elif entitlement.held_by_withdrawal_id is not None and (
+                elif (
+                    entitlement.held_by_withdrawal_id is not None
+                    or entitlement.reserved_route_id is not None
+                ) and (
                     entitlement.amount_vnd != amount or entitlement.arrears_vnd != row.arrears_vnd
                 ):
-                    self._held(row)
+                    self._held(row, entitlement)
                 elif (
                     entitlement.status is EntitlementStatus.CANCELLED
                     or entitlement.amount_vnd != amount
@@ -679,8 +682,11 @@ class _ImportRun:
                                 updated_at=now,
                             )
                         )
-            elif entitlement is not None and entitlement.held_by_withdrawal_id is not None:
-                self._held(row)
+            elif entitlement is not None and (
+                entitlement.held_by_withdrawal_id is not None
+                or entitlement.reserved_route_id is not None
+            ):
+                self._held(row, entitlement)
             elif entitlement is not None and entitlement.status is EntitlementStatus.DUE:
                 self.report.entitlements_cancelled += 1
                 if not self.dry:
@@ -692,17 +698,20 @@ class _ImportRun:
         if new:
             self.session.execute(insert(Entitlement.__table__), new)
 
-    def _held(self, row: RosterRow) -> None:
-        """Leave an entitlement a withdrawal holds as it is, and say so in the report."""
-        self.report.flags.append(
-            RowProblem(
-                row.row,
-                COLUMNS["monthly_amount"],
-                "a withdrawal through the provider is open for this period; left unchanged "
-                "(import again once it has ended)",
-                row.code,
-            )
+    def _held(self, row: RosterRow, entitlement: Any) -> None:
+        """Leave an entitlement a withdrawal or a delivery route holds as it is, and say so.
+
+        A tablet may have paid it offline at the amount it carries: changing the amount
+        under it would record money that was never handed over.
+        """
+        reason = (
+            "a withdrawal through the provider is open for this period; left unchanged "
+            "(import again once it has ended)"
+            if entitlement.held_by_withdrawal_id is not None
+            else "reserved for home delivery on a route; left unchanged "
+            "(import again once the person is paid or released from the route)"
         )
+        self.report.flags.append(RowProblem(row.row, COLUMNS["monthly_amount"], reason, row.code))
 
     def _note_entitlement_change(self, row: RosterRow, entitlement: Any, amount: int) -> None:
         """Report a changed entitlement, counting its row as updated if nothing else was."""

@@ -9,6 +9,7 @@ button has focus on every page.
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from flask import (
@@ -51,7 +52,15 @@ from terminal.models import (
 )
 from terminal.money import parse_vnd, vnd_in_words
 from terminal.services import cash as floats
-from terminal.services import counter, failures, idempotency, payouts, receipts, verifications
+from terminal.services import (
+    counter,
+    delivery,
+    failures,
+    idempotency,
+    payouts,
+    receipts,
+    verifications,
+)
 from terminal.services import withdrawals as withdrawal_service
 from terminal.services.errors import NotFound, Refused, ServiceError
 from terminal.services.verifications import VerificationFailed
@@ -148,6 +157,22 @@ def _collector_choices(record: counter.BeneficiaryFile) -> list[dict[str, Any]]:
     return choices
 
 
+def _home_delivery(record: counter.BeneficiaryFile) -> dict[str, Any]:
+    """Return the person's home-delivery route that holds periods, and their latest visits.
+
+    Reserved periods are the route's tablet's to pay: the counter shows them but
+    does not offer them (the payment service refuses them anyway).
+    """
+    session = get_session()
+    person_id = record.beneficiary.id
+    held = delivery.held_for_delivery(session, person_id)
+    return {
+        "reservation": delivery.reservation_of(session, person_id),
+        "visits": delivery.visits_of(session, person_id, limit=10),
+        "payable": [e for e in record.due if e.id not in held],
+    }
+
+
 def _beneficiary_page(
     code: str,
     *,
@@ -176,6 +201,7 @@ def _beneficiary_page(
             error=error,
             error_code=error_code,
             prefilled=bool(prefill),
+            **_home_delivery(record),
         ),
         status,
     )
@@ -271,6 +297,9 @@ def _confirm_page(
         flash(_("The verification has expired (10 minutes). Verify the collector again."), "error")
         return redirect(url_for("counter.search"))
     record = counter.beneficiary_file(session, g.user, verification.beneficiary.code)
+    home = _home_delivery(record)
+    # Periods reserved for a home-delivery route are not offered here.
+    record = replace(record, due=home["payable"])
     account_holder = record.beneficiary.payment_method is PaymentMethod.ACCOUNT
     if form is None:
         form = PayForm()
@@ -316,6 +345,7 @@ def _confirm_page(
             withdraw_form=withdraw_form,
             error=error,
             error_code=error_code,
+            reservation=home["reservation"],
         ),
         status,
     )

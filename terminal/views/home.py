@@ -56,6 +56,20 @@ TILES: list[Tile] = [
         "tile-followup",
     ),
     Tile(
+        "supervise",
+        "delivery.index",
+        _l("Home delivery"),
+        _l("Routes of people to pay at home, what came of each visit, the tablets."),
+        "tile-delivery",
+    ),
+    Tile(
+        "deliver",
+        "tablet.app",
+        _l("Tablet app"),
+        _l("The home-delivery app: open it on the tablet paired for you."),
+        "tile-tablet",
+    ),
+    Tile(
         "audit_trail",
         "trail.index",
         _l("Audit trail"),

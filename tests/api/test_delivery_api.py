@@ -615,3 +615,18 @@ def test_entitlements_stay_paid_once(client, route, device, session):
         .where(Entitlement.status == EntitlementStatus.PAID)
     )
     assert paid == 1
+
+
+def test_a_payout_synced_after_the_day_closed_is_a_change_not_a_rewrite(
+    client, route, sup, device, session
+):
+    set_float(session, "HTBD")
+    item = payout_item(route, "TTH0000001", paid_at=now_vn(-30))  # paid before the closing
+    closed = client.post("/api/v1/daybook/close", json={"returned": 100_000_000}, headers=sup)
+    assert closed.status_code == 201, closed.get_json()
+    (result,) = sync(client, device, [item])["results"]
+    assert result["status"] == "applied"
+    book = client.get("/api/v1/daybook", headers=sup).get_json()
+    assert book["closing"]["figures"]["payouts"] == 0  # the closed document keeps what it knew
+    assert [c["payout_id"] for c in book["changes"]] == [result["payout_id"]]
+    assert book["current"]["payouts"] == 1
