@@ -1,8 +1,10 @@
 """Cash floats: the day's advance of a point, the cash paid from it, what is left.
 
 Every cash payout, at the counter or at home, is paid from the point's float of
-that Vietnam day; a payout that the float cannot cover is refused. Reversed
-payouts no longer count, so a reversal returns its cash to the float.
+that Vietnam day; a counter payout that the float cannot cover is refused. A home
+payout synced from a tablet is not: the money was handed over already, and the
+day book shows what the float did not cover. Reversed payouts no longer count, so
+a reversal returns its cash to the float.
 """
 
 from __future__ import annotations
