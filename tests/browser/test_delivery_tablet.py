@@ -9,6 +9,7 @@ is the judge: each entitlement is paid once, however often the tablet sends it.
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +20,7 @@ from sqlalchemy import text
 from terminal.db import make_engine
 from terminal.text import fold
 from tests.browser.conftest import ARGS, CHROMIUM, shoot, sync_api
+from tests.servers import SCRIPT
 
 expect = sync_api.expect
 
@@ -454,6 +456,31 @@ def test_a_revoked_tablet_keeps_its_queue(tablet, delivery_terminal, live_server
     local = stores(page, "people", "queue")
     assert len(local["people"]) == 0 and len(local["queue"]) == 1
     shoot(page, "tablet-1-pair")
+
+    # Paired for another delivery user, the queue would be recorded in their name: refused.
+    made = subprocess.run(
+        [str(SCRIPT), "create-user", "delivery2", "--role", "delivery", "--point", "PLTN",
+         "--password-stdin"],
+        input="another-delivery-pass-42\n", env=delivery_terminal.env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    for username in ("delivery2", DELIVERY):
+        status, device = api(
+            base, "POST", "/api/v1/devices", {"name": "Tablet", "username": username},
+            setup["lead"],
+        )  # fmt: skip
+        assert status == 201, device
+        page.get_by_test_id("pair-token").fill(device["token"])
+        page.get_by_test_id("pair-submit").click()
+        if username == "delivery2":
+            page.get_by_test_id("pair-error").filter(has_text="delivery").wait_for()
+            assert waiting(page) == 1
+    # Paired again for the same person, the kept payout syncs in their name.
+    page.get_by_test_id("village-list").wait_for()
+    sync_and_wait(page)
+    assert waiting(page) == 0
+    assert len(live_lines(db_url, [setup["people"][1][3]])) == 1
 
 
 def test_sign_out_is_refused_while_items_wait(tablet, delivery_terminal, live_server):
