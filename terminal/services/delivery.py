@@ -722,6 +722,24 @@ def _ref_of(item: Any) -> str | None:
     return ref if isinstance(ref, str) and CLIENT_REF_RE.fullmatch(ref) else None
 
 
+def _known(session: Session, item: Any) -> tuple[str, dict[str, Any] | None]:
+    """Return an item's client_ref, and the answer it gets at once if it has one.
+
+    A client_ref that cannot be stored is rejected; one already answered gets its
+    first answer again as ``duplicate``.
+    """
+    ref = _ref_of(item)
+    if ref is None:
+        given = item.get("client_ref") if isinstance(item, dict) else None
+        return "", _answer(
+            given if isinstance(given, str) and len(given) <= 64 else None,
+            SyncStatus.REJECTED,
+            error="client_ref_invalid",
+            message="client_ref must be 16-64 letters, digits or . _ : -",
+        )
+    return ref, _replay(session, ref)
+
+
 def _answer(ref: Any, status: SyncStatus, **fields: Any) -> dict[str, Any]:
     """Return one item's answer, leaving out empty fields."""
     return {
@@ -881,18 +899,9 @@ def sync_payout(
     verify_url: Callable[[Payout], str],
 ) -> dict[str, Any]:
     """Apply one synced payout exactly once and return its answer."""
-    ref = _ref_of(item)
-    if ref is None:
-        given = item.get("client_ref") if isinstance(item, dict) else None
-        return _answer(
-            given if isinstance(given, str) and len(given) <= 64 else None,
-            SyncStatus.REJECTED,
-            error="client_ref_invalid",
-            message="client_ref must be 16-64 letters, digits or . _ : -",
-        )
-    replay = _replay(session, ref)
-    if replay is not None:
-        return replay
+    ref, early = _known(session, item)
+    if early is not None:
+        return early
     for _attempt in range(3):
         begin_write(session)
         try:
@@ -1261,18 +1270,9 @@ def _conflict_case(
 
 def sync_visit(session: Session, ctx: SyncContext, item: Any) -> dict[str, Any]:
     """Record one synced visit exactly once and return its answer."""
-    ref = _ref_of(item)
-    if ref is None:
-        given = item.get("client_ref") if isinstance(item, dict) else None
-        return _answer(
-            given if isinstance(given, str) and len(given) <= 64 else None,
-            SyncStatus.REJECTED,
-            error="client_ref_invalid",
-            message="client_ref must be 16-64 letters, digits or . _ : -",
-        )
-    replay = _replay(session, ref)
-    if replay is not None:
-        return replay
+    ref, early = _known(session, item)
+    if early is not None:
+        return early
     begin_write(session)
     try:
         claim = _claimed(session, ctx, ref, "visit")

@@ -158,6 +158,25 @@ def sync(client, device, payouts=(), visits=()):
     return response.get_json()
 
 
+def counter_pay(client, code, id_number, ids, clerk="clerk1"):
+    """Verify a beneficiary at the counter and pay entitlements in cash; return the answer."""
+    header = bearer(api_token(client, clerk))
+    verified = client.post(
+        "/api/v1/verifications",
+        json={"beneficiary_code": code, "collector": "beneficiary", "id_number": id_number},
+        headers=header,
+    ).get_json()
+    return client.post(
+        "/api/v1/payouts",
+        json={
+            "verification_id": verified["verification_id"],
+            "entitlement_ids": ids,
+            "channel": "cash",
+        },
+        headers={**header, "Idempotency-Key": ref()},
+    )
+
+
 def count(session, model, *where):
     session.rollback()
     return session.scalar(select(func.count()).select_from(model).where(*where))
@@ -256,26 +275,8 @@ def test_the_route_carries_salted_hashes_never_id_numbers(client, route):
 
 def test_a_reserved_entitlement_is_refused_at_the_counter(client, world, route, session):
     set_float(session, "HTBD")
-    clerk = bearer(api_token(client, "clerk1"))
-    verified = client.post(
-        "/api/v1/verifications",
-        json={
-            "beneficiary_code": "TTH0000001",
-            "collector": "beneficiary",
-            "id_number": "046153060816",
-        },
-        headers=clerk,
-    ).get_json()
     entitlement = person_of(route, "TTH0000001")["entitlements"][0]["id"]
-    response = client.post(
-        "/api/v1/payouts",
-        json={
-            "verification_id": verified["verification_id"],
-            "entitlement_ids": [entitlement],
-            "channel": "cash",
-        },
-        headers={**clerk, "Idempotency-Key": ref()},
-    )
+    response = counter_pay(client, "TTH0000001", "046153060816", [entitlement])
     assert response.status_code == 409
     body = response.get_json()
     assert body["error"] == "reserved_for_delivery"
@@ -403,25 +404,7 @@ def test_paid_elsewhere_meanwhile_is_a_conflict_and_a_case(client, route, sup, d
     item = payout_item(route, "TTH0000001")
     # The supervisor releases Hòa and the counter pays her while the tablet is offline.
     client.delete(f"/api/v1/routes/{route_id}/people/TTH0000001", headers=sup)
-    clerk = bearer(api_token(client, "clerk1"))
-    verified = client.post(
-        "/api/v1/verifications",
-        json={
-            "beneficiary_code": "TTH0000001",
-            "collector": "beneficiary",
-            "id_number": "046153060816",
-        },
-        headers=clerk,
-    ).get_json()
-    counter = client.post(
-        "/api/v1/payouts",
-        json={
-            "verification_id": verified["verification_id"],
-            "entitlement_ids": item["entitlement_ids"],
-            "channel": "cash",
-        },
-        headers={**clerk, "Idempotency-Key": ref()},
-    )
+    counter = counter_pay(client, "TTH0000001", "046153060816", item["entitlement_ids"])
     assert counter.status_code == 201
     (result,) = sync(client, device, [item])["results"]
     assert result["status"] == "conflict"
@@ -443,26 +426,8 @@ def test_a_partly_paid_item_pays_the_rest_and_opens_a_case(client, route, sup, d
     route_id = route["created"]["route_id"]
     item = payout_item(route, "TTH0000002")  # September and October
     client.delete(f"/api/v1/routes/{route_id}/people/TTH0000002", headers=sup)
-    clerk = bearer(api_token(client, "clerk1"))
-    verified = client.post(
-        "/api/v1/verifications",
-        json={
-            "beneficiary_code": "TTH0000002",
-            "collector": "beneficiary",
-            "id_number": "046160000002",
-        },
-        headers=clerk,
-    ).get_json()
     september = item["entitlement_ids"][0]
-    client.post(
-        "/api/v1/payouts",
-        json={
-            "verification_id": verified["verification_id"],
-            "entitlement_ids": [september],
-            "channel": "cash",
-        },
-        headers={**clerk, "Idempotency-Key": ref()},
-    )
+    counter_pay(client, "TTH0000002", "046160000002", [september])
     (result,) = sync(client, device, [item])["results"]
     assert result["status"] == "conflict"
     assert result["entitlement_ids"] == [september]
@@ -578,26 +543,8 @@ def test_reported_dead_and_refused_open_cases(client, route, device, session):
 def test_a_payout_settles_the_absence_case(client, route, sup, device, session):
     sync(client, device, visits=[visit("TTH0000006", "absent", -60), visit("TTH0000006", "absent")])
     set_float(session, "HTBD")
-    clerk = bearer(api_token(client, "clerk1"))
-    verified = client.post(
-        "/api/v1/verifications",
-        json={
-            "beneficiary_code": "TTH0000006",
-            "collector": "beneficiary",
-            "id_number": "046160000006",
-        },
-        headers=clerk,
-    ).get_json()
     entitlement = person_of(route, "TTH0000006")["entitlements"][0]["id"]
-    paid = client.post(
-        "/api/v1/payouts",
-        json={
-            "verification_id": verified["verification_id"],
-            "entitlement_ids": [entitlement],
-            "channel": "cash",
-        },
-        headers={**clerk, "Idempotency-Key": ref()},
-    )
+    paid = counter_pay(client, "TTH0000006", "046160000006", [entitlement])
     assert paid.status_code == 201
     session.rollback()
     case = session.scalar(select(Failure).where(Failure.reason == "recipient_absent"))

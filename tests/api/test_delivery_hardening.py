@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from terminal.models import Beneficiary, DeliveryRoute, Entitlement, Failure, Payout, Proxy, utcnow
 from tests.api.test_delivery_api import (  # noqa: F401  (fixtures)
     count,
+    counter_pay,
     device,
     now_vn,
     payout_item,
@@ -29,7 +30,7 @@ from tests.api.test_delivery_api import (  # noqa: F401  (fixtures)
     sync,
     visit,
 )
-from tests.conftest import api_token, bearer
+from tests.conftest import bearer
 from tests.factories import make_user, set_float
 
 
@@ -37,24 +38,6 @@ def entitlements_of(session, code):
     session.rollback()
     person = session.scalar(select(Beneficiary.id).where(Beneficiary.code == code))
     return list(session.scalars(select(Entitlement).where(Entitlement.beneficiary_id == person)))
-
-
-def counter_pay(client, code, id_number, ids, clerk="clerk1"):
-    header = bearer(api_token(client, clerk))
-    verified = client.post(
-        "/api/v1/verifications",
-        json={"beneficiary_code": code, "collector": "beneficiary", "id_number": id_number},
-        headers=header,
-    ).get_json()
-    return client.post(
-        "/api/v1/payouts",
-        json={
-            "verification_id": verified["verification_id"],
-            "entitlement_ids": ids,
-            "channel": "cash",
-        },
-        headers={**header, "Idempotency-Key": ref()},
-    )
 
 
 def test_a_tablet_pays_nobody_off_its_route(client, route, device, session):
