@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test lint format i18n clean
+.PHONY: run test soak bench lint format i18n clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + ")")'
@@ -26,6 +26,17 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The heavy rounds of the crash, fault and soak scenarios (RELIABILITY.md S05, S07, S10):
+# the same tests as in `make test`, with many more rounds and an hour of mixed load.
+soak: $(VENV)/.installed-test
+	TERMINAL_SOAK=1 $(BIN)/python -m pytest tests/crash tests/soak $(PYTEST_ARGS)
+
+# The benchmarks against their targets (docs/PERFORMANCE.md): SIZE=small|province|national,
+# PostgreSQL as well when TERMINAL_BENCH_PG_URL names a database the run may fill.
+SIZE ?= province
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/bench.py --size $(SIZE) $(if $(TERMINAL_BENCH_PG_URL),--pg-url $(TERMINAL_BENCH_PG_URL),--databases sqlite) $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check terminal tests benchmarks
