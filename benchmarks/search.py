@@ -48,7 +48,7 @@ SCRIPT = Path(sys.executable).parent / "payout-terminal"
 
 def make_baseline_app() -> Any:
     """Return a bare Flask app answering the indexed lookups with SQLAlchemy Core."""
-    from flask import Flask, jsonify, request
+    from flask import Flask, g, jsonify, request
     from sqlalchemy import create_engine, text
 
     url = os.environ["BENCH_DATABASE_URL"]
@@ -64,6 +64,18 @@ def make_baseline_app() -> Any:
         + " ORDER BY name_key LIMIT 21"
     )
     app = Flask("baseline")
+
+    # The same Server-Timing header as the terminal's (terminal/server_timing.py).
+    @app.before_request
+    def start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def stamp(response: Any) -> Any:
+        response.headers["Server-Timing"] = (
+            f"app;dur={(time.perf_counter() - g.started) * 1000:.2f}"
+        )
+        return response
 
     @app.get("/id")
     def find_id() -> Any:
@@ -159,16 +171,20 @@ def sample_queries(url: str, point: str, count: int) -> dict[str, list[str]]:
 # A request: method, path, headers, body.
 Request = tuple[str, str, dict[str, str], str | None]
 NOTHING_FOUND = (b'"items":[]', b'data-testid="no-results"')
+SERVER_TIMING = re.compile(r"app;dur=([0-9.]+)")
 
 
 def client(
     base: str, requests: list[Request], offset: int, warmup: float, seconds: float
-) -> tuple[list[float], int]:
-    """Send requests in turn for a while; return the latencies after warm-up and the errors.
+) -> tuple[list[float], list[float], int]:
+    """Send requests in turn for a while; return latencies and server times after warm-up.
 
-    An error is anything but a 200 that found someone.
+    The server's time is its ``Server-Timing`` header (TERMINAL_SERVER_TIMING=1): the
+    request's own cost, without the wait for a free worker. An error is anything but a
+    200 that found someone.
     """
     latencies: list[float] = []
+    on_server: list[float] = []
     errors = 0
     started = time.perf_counter()
     warm_until = started + warmup
@@ -186,15 +202,18 @@ def client(
             response = conn.getresponse()
             text = response.read().replace(b" ", b"")
             ok = response.status == 200 and not any(mark in text for mark in NOTHING_FOUND)
+            timing = SERVER_TIMING.search(response.getheader("Server-Timing") or "")
         except OSError:
-            ok = False
+            ok, timing = False, None
         finally:
             conn.close()
         took = time.perf_counter() - now
         if now >= warm_until:
             latencies.append(took)
+            if timing:
+                on_server.append(float(timing.group(1)) / 1000)
             errors += not ok
-    return latencies, errors
+    return latencies, on_server, errors
 
 
 def sign_in(base: str, username: str, password: str) -> tuple[dict[str, str], str]:
@@ -244,14 +263,18 @@ def measure(
             client,
             [(base, requests, i * 7, warmup, seconds) for i in range(clients)],
         )
-    latencies = sorted(x for lat, _ in results for x in lat)
-    errors = sum(e for _, e in results)
+    latencies = sorted(x for lat, _, _ in results for x in lat)
+    on_server = sorted(x for _, srv, _ in results for x in srv)
+    errors = sum(e for _, _, e in results)
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    server = statistics.quantiles(on_server, n=100, method="inclusive") if on_server else None
     return {
         "requests": len(latencies),
         "rate": len(latencies) / seconds,
         "p50": cuts[49] * 1000,
         "p95": cuts[94] * 1000,
+        "server_p50": server[49] * 1000 if server else float("nan"),
+        "server_p95": server[94] * 1000 if server else float("nan"),
         "errors": errors,
     }
 
@@ -299,6 +322,7 @@ def measure_all(args: argparse.Namespace, work: Path) -> None:
         TERMINAL_SECRET_KEY=secrets.token_hex(32),
         TERMINAL_RECEIPTS_DIR=str(work / "receipts"),
         TERMINAL_LOG_LEVEL="WARNING",
+        TERMINAL_SERVER_TIMING="1",
     )
 
     from sqlalchemy import text
@@ -411,9 +435,21 @@ def measure_all(args: argparse.Namespace, work: Path) -> None:
         timed("page: 'nguyen'", base, posts(["nguyen"]), name_floor)
 
     by_name = {name: r for name, r, _ in results}
-    table = [("case", "requests", "req/s", "p50 ms", "p95 ms", "errors", "p95 vs baseline")]
+    table = [
+        (
+            "case",
+            "requests",
+            "req/s",
+            "p50 ms",
+            "p95 ms",
+            "server p50 ms",
+            "server p95 ms",
+            "errors",
+            "server p95 vs baseline",
+        )
+    ]
     for name, r, floor in results:
-        ratio = f"{r['p95'] / by_name[floor]['p95']:.1f}x" if floor else ""
+        ratio = f"{r['server_p95'] / by_name[floor]['server_p95']:.1f}x" if floor else ""
         table.append(
             (
                 name,
@@ -421,6 +457,8 @@ def measure_all(args: argparse.Namespace, work: Path) -> None:
                 f"{r['rate']:,.0f}",
                 f"{r['p50']:.1f}",
                 f"{r['p95']:.1f}",
+                f"{r['server_p50']:.2f}",
+                f"{r['server_p95']:.2f}",
                 str(int(r["errors"])),
                 ratio,
             )
