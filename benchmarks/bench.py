@@ -271,6 +271,9 @@ def main() -> int:
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/bench")
     parser.add_argument("--only", default="search,payouts,receipt,exports,roster")
     parser.add_argument("--keep-logs", default=None)
+    parser.add_argument(
+        "--data-dir", default=tempfile.gettempdir(), help="where SQLite data is kept between runs"
+    )
     parser.add_argument("--search-sizes", help="beneficiaries searched, e.g. 1000000,3000000")
     parser.add_argument("--export-sizes", help="payouts exported, e.g. 100000,1000000")
     parser.add_argument("--roster-sizes", help="roster rows imported, e.g. 200000")
@@ -287,6 +290,7 @@ def main() -> int:
     databases = [d for d in args.databases.split(",") if d]
     logs = Path(args.keep_logs or tempfile.mkdtemp(prefix="bench-"))
     logs.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(args.data_dir)
     summary: list[Line] = []
     failures: list[str] = []
 
@@ -300,7 +304,14 @@ def main() -> int:
             ensure_database(args.pg_url)
         if "search" in chosen:
             for people in size["search"]:
-                extra = ["--database-url", f"{args.pg_url}_search_{people}"] if pg else []
+                # Data made once and kept (SQLite in --data-dir, PostgreSQL as a
+                # database), so a second run measures at once.
+                extra = [
+                    "--database-url",
+                    f"{args.pg_url}_search_{people}"
+                    if pg
+                    else f"sqlite:///{data_dir / f'bench-search-{people}.db'}",
+                ]
                 if pg:
                     ensure_database(f"{args.pg_url}_search_{people}")
                 name = f"search-{database}-{people}"
@@ -310,7 +321,11 @@ def main() -> int:
                 note(name, ok)
                 summary += search_lines(out, database, people)
         for payouts in size["exports"] if "exports" in chosen else []:
-            extra = ["--database-url", f"{args.pg_url}_exports_{payouts}"] if pg else []
+            extra = (
+                ["--database-url", f"{args.pg_url}_exports_{payouts}"]
+                if pg
+                else ["--cache", str(data_dir / f"bench-exports-{payouts}.db")]
+            )
             if pg:
                 ensure_database(f"{args.pg_url}_exports_{payouts}")
             name = f"exports-{database}-{payouts}"
