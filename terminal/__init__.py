@@ -9,8 +9,8 @@ from typing import Any
 from flask import Flask, g, request, session
 from flask_login import current_user
 
-from terminal import authz, db, formatting, labels, request_checks
-from terminal.config import LOCALES, load_settings
+from terminal import authz, db, formatting, labels, request_checks, server_timing
+from terminal.config import LOCALES, install_proxy_fix, load_settings
 from terminal.extensions import babel, csrf, limiter, login_manager
 from terminal.paths import resource_dir
 from terminal.security import RedactingFilter
@@ -32,6 +32,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         instance_relative_config=True,
     )
     load_settings(app, config)
+    install_proxy_fix(app)
     configure_logging(app)
     request_checks.init_app(app)  # first: it bounds <int:...> before any route is added
     db.init_app(app)
@@ -145,6 +146,7 @@ def register_blueprints(app: Flask) -> None:
         daybook,
         delivery,
         followup,
+        health,
         home,
         receipts,
         reports,
@@ -171,6 +173,7 @@ def register_blueprints(app: Flask) -> None:
         samples.bp,
         trail.bp,
         tablet.bp,
+        health.bp,
     )
     for blueprint in (*blueprints, api.bp):
         app.register_blueprint(blueprint)
@@ -179,6 +182,8 @@ def register_blueprints(app: Flask) -> None:
 
 def register_hooks(app: Flask) -> None:
     """Guard every request and set the security headers of every response."""
+    if app.config.get("SERVER_TIMING"):
+        server_timing.init_app(app)
     app.before_request(authz.enforce)
 
     @app.after_request

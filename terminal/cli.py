@@ -694,6 +694,36 @@ def serve(ctx: click.Context, host: str, port: str, workers: int) -> None:
     run_gunicorn(app, host=host, port=port_number, workers=workers)
 
 
+@click.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@service_command
+def backup(file: Path, force: bool) -> None:
+    """Write a consistent copy of the database to FILE while the terminal keeps paying."""
+    from flask import current_app
+
+    from terminal.services.backup import backup as run_backup
+
+    click.echo(run_backup(current_app, file, force=force, actor="cli").line())
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that already holds data.")
+@service_command
+def restore(file: Path, force: bool) -> None:
+    """Load a backup into the configured database, migrate it and verify its audit chain."""
+    from flask import current_app
+
+    from terminal.services.backup import restore as run_restore
+
+    summary = run_restore(current_app, file, force=force)
+    if not summary.chain_ok:
+        click.echo(f"Error: {summary.line()}", err=True)
+        sys.exit(1)
+    click.echo(summary.line())
+
+
 commands = [
     init_db,
     create_point,
@@ -714,6 +744,8 @@ commands = [
     provider_sandbox,
     reconcile,
     import_settlement,
+    backup,
+    restore,
     serve,
 ]
 

@@ -45,6 +45,14 @@ DEFAULTS: dict[str, Any] = {
     "PROVIDER_TIMEOUT_MS": 10000,
     "PROVIDER_RETRIES": 2,
     "OTP_RESEND_SECONDS": 60,
+    # docs/DEPLOYMENT.md: "production" refuses to start without the settings a province
+    # deployment needs (check_production); anything else is a development or test run.
+    "ENV": "development",
+    "ALLOW_SQLITE": False,  # production on SQLite: single-office deployments only
+    "PROXY_FIX": 0,  # trusted reverse proxies in front; 0 ignores X-Forwarded-* headers
+    # Public keys (PEM files) of secret keys retired by a rotation: receipts signed
+    # before it still check as genuine (docs/DEPLOYMENT.md, rotating keys).
+    "RETIRED_RECEIPT_KEYS": None,
 }
 
 # Flask settings that follow from ours; a shared counter never remembers a login.
@@ -94,9 +102,16 @@ def _check(app: Flask) -> None:
         url = f"sqlite:///{instance / 'terminal.db'}"
     cfg["DATABASE_URL"] = check_database_url(str(url))
 
+    env = str(cfg.get("ENV") or "development").strip().lower()
+    if env not in ENVIRONMENTS:
+        raise ConfigError("TERMINAL_ENV must be production or development")
+    cfg["ENV"] = env
+
     key = cfg.get("SECRET_KEY")
-    if key in (None, ""):
-        cfg["SECRET_KEY"] = _instance_secret(instance)
+    explicit_key = key not in (None, "")
+    if not explicit_key:
+        # Production never makes one up: every server of a province must sign alike.
+        cfg["SECRET_KEY"] = None if env == "production" else _instance_secret(instance)
     elif not isinstance(key, str) or len(key) < 32:
         raise ConfigError("TERMINAL_SECRET_KEY must be at least 32 characters")
 
@@ -143,6 +158,102 @@ def _check(app: Flask) -> None:
     cfg["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=cfg["SESSION_MAX_HOURS"])
     cfg["BABEL_DEFAULT_LOCALE"] = cfg["DEFAULT_LOCALE"]
     cfg["BABEL_DEFAULT_TIMEZONE"] = "Asia/Ho_Chi_Minh"
+
+    cfg["RETIRED_RECEIPT_KEYS"] = _retired_keys(cfg.get("RETIRED_RECEIPT_KEYS"))
+    cfg["PROXY_FIX"] = _int_in_range("PROXY_FIX", cfg.get("PROXY_FIX"), 0, 5)
+    cfg["ALLOW_SQLITE"] = _flag("ALLOW_SQLITE", cfg.get("ALLOW_SQLITE"))
+    if env == "production":
+        problems = production_problems(app, explicit_key=explicit_key)
+        if problems:
+            raise ConfigError("production settings refused: " + "; ".join(problems))
+
+
+ENVIRONMENTS = ("development", "production")
+
+
+def production_problems(app: Flask, *, explicit_key: bool) -> list[str]:
+    """Return every setting a production terminal must not run with (RELIABILITY S22)."""
+    cfg = app.config
+    problems = []
+    if not explicit_key:
+        problems.append(
+            "set TERMINAL_SECRET_KEY (32+ characters, the same on every server), not the "
+            "generated instance key"
+        )
+    https = cfg["PUBLIC_URL"].startswith("https://")
+    if not https:
+        problems.append(
+            "TERMINAL_PUBLIC_URL must be an https:// URL (session cookies are Secure only then)"
+        )
+    if cfg["DATABASE_URL"].startswith("sqlite") and not cfg["ALLOW_SQLITE"]:
+        problems.append(
+            "TERMINAL_DATABASE_URL must be PostgreSQL (or set TERMINAL_ALLOW_SQLITE=1 for a "
+            "single-office terminal)"
+        )
+    if app.debug or cfg.get("DEBUG"):
+        problems.append("debug mode must be off")
+    if cfg["RATELIMIT_STORAGE_URL"] == "memory://":
+        problems.append(
+            "TERMINAL_RATELIMIT_STORAGE_URL must be a shared redis:// store, so that every "
+            "worker and server counts together"
+        )
+    cookie = []
+    if https and cfg.get("SESSION_COOKIE_SECURE") is not True:
+        cookie.append("Secure")
+    if cfg.get("SESSION_COOKIE_HTTPONLY") is not True:
+        cookie.append("HttpOnly")
+    if str(cfg.get("SESSION_COOKIE_SAMESITE")) not in ("Lax", "Strict"):
+        cookie.append("SameSite=Lax or Strict")
+    if cookie:
+        problems.append("session cookies must be " + ", ".join(cookie))
+    return problems
+
+
+def install_proxy_fix(app: Flask) -> None:
+    """Trust TERMINAL_PROXY_FIX reverse proxies for the client address and https.
+
+    Off by default: without a proxy a client could otherwise claim any address in
+    X-Forwarded-For (and dodge the per-address login and rate limits).
+    """
+    hops = app.config["PROXY_FIX"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+
+
+def _retired_keys(value: Any) -> tuple[str, ...]:
+    """Read the retired receipt public keys: PEM files, separated by commas."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    if value in (None, ""):
+        return ()
+    paths = value if isinstance(value, list | tuple) else str(value).split(",")
+    keys = []
+    for raw in paths:
+        path = Path(str(raw).strip()).expanduser()
+        try:
+            text = path.read_text(encoding="ascii")
+            key = load_pem_public_key(text.encode())
+        except (OSError, UnicodeDecodeError, ValueError):
+            key, text = None, ""
+        if not isinstance(key, Ed25519PublicKey):
+            raise ConfigError(
+                f"TERMINAL_RETIRED_RECEIPT_KEYS: {path} is not a receipt public key (PEM, "
+                "from verify-receipt --print-public-key)"
+            )
+        keys.append(text)
+    return tuple(keys)
+
+
+def _flag(name: str, value: Any) -> bool:
+    """Return a yes/no setting given as 1/0, true/false or a boolean."""
+    if value in (None, "", 0, False, "0", "false"):
+        return False
+    if value in (1, True, "1", "true"):
+        return True
+    raise ConfigError(f"TERMINAL_{name} must be 1 or 0")
 
 
 def check_database_url(url: str) -> str:

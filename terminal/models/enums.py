@@ -213,3 +213,4 @@ class AuditAction(StrEnum):
     ROUTE_RELEASED = "route.released"
     VISIT_RECORDED = "visit.recorded"
     SYNC_CONFLICT = "sync.conflict"
+    BACKUP_WRITTEN = "backup.written"

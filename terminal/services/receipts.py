@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -104,7 +105,12 @@ class ReceiptCheck:
 
 def check_token(session: Session, app: Flask, token: str) -> ReceiptCheck:
     """Check a token's signature, then that the payout it names exists and matches it."""
-    claim = read_token(token, load_public_key(public_key(app)))
+    claim = None
+    # The current key, then keys retired by a rotation: old receipts stay checkable.
+    for pem in (public_key(app), *app.config.get("RETIRED_RECEIPT_KEYS", ())):
+        claim = read_token(token, load_public_key(pem))
+        if claim is not None:
+            break
     if claim is None:
         return ReceiptCheck(valid=False)
     payout = session.get(Payout, claim.payout_id)
@@ -171,23 +177,36 @@ def receipt_path(app: Flask, receipt: Receipt, point_code: str) -> Path:
 
 
 def write_original(app: Flask, session: Session, payout: Payout) -> Path:
-    """Write a committed payout's receipt PDF once; an existing file is left alone."""
+    """Write a committed payout's receipt PDF once; a whole existing file is left alone.
+
+    Written to a temporary file, synced, then linked into place: a crash or a full
+    disk mid-write leaves no half receipt under the real name (RELIABILITY S05). A
+    file left empty or cut short by an older version is drawn again.
+    """
     receipt = payout.receipt
     assert receipt is not None
     path = receipt_path(app, receipt, payout.point.code)
-    if path.exists():
+    if _whole_pdf(path):
         return path
     data = render_receipt_pdf(document(app, payout), receipt.format.value)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # O_EXCL: never overwrite a receipt, even if two workers draw it at once.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-    except FileExistsError:
-        return path
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o640)
+        try:
+            # A link never overwrites: if two workers draw it at once, the first stays.
+            os.link(temp, path)
+        except FileExistsError:
+            if _whole_pdf(path):
+                return path
+            os.replace(temp, path)  # a broken file is no receipt: replace it
+        _sync_folder(path.parent)
+    finally:
+        Path(temp).unlink(missing_ok=True)
     digest = hashlib.sha256(data).hexdigest()
     with write_transaction(session):
         session.execute(
@@ -196,6 +215,33 @@ def write_original(app: Flask, session: Session, payout: Payout) -> Path:
             .values(file_path=str(path), file_sha256=digest)
         )
     return path
+
+
+def _whole_pdf(path: Path) -> bool:
+    """Tell whether a receipt file exists and holds a whole PDF (start and end marks)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(5)
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(size - 1024, 0))
+            tail = handle.read()
+    except OSError:
+        return False
+    return head == b"%PDF-" and b"%%EOF" in tail
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a new name in a folder survive power loss (the file's own fsync does not)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def find_receipt(session: Session, user: User, receipt_no: str) -> Payout:

@@ -75,6 +75,8 @@ EXPECTED: dict[str, set[str] | str] = {
     "tablet.app": PUBLIC,
     "tablet.service_worker": PUBLIC,
     "tablet.manifest": PUBLIC,
+    # Monitoring: status, schema revision and version only, nothing personal.
+    "health.healthz": PUBLIC,
     "daybook.close": {"supervisor"},
     "daybook.": {"supervisor", "auditor"},
     "api.get_daybook": {"supervisor", "auditor"},
