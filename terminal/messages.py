@@ -265,6 +265,14 @@ DETAILS = {
         "%(client_ref)s: the terminal paid %(terminal_amount)s đồng, the provider settled "
         "%(provider_amount)s đồng."
     ),
+    "settlement.double_debit": _l(
+        "The provider's settlement lists %(client_ref)s as paid again (row %(row)s, "
+        "%(provider_amount)s đồng): the account was debited twice."
+    ),
+    "daybook.drawer_difference": _l(
+        "The cash counted back on %(day)s was %(returned_vnd)s đồng, %(expected_vnd)s đồng "
+        "were expected: a difference of %(difference_vnd)s đồng."
+    ),
     "withdrawal.amount_differs": _l(
         "%(client_ref)s: the provider moved %(provider_amount)s đồng, the periods owe "
         "%(terminal_amount)s đồng."

@@ -7,15 +7,19 @@ cannot be withdrawn. Everything is kept in memory; a seed makes a run repeatable
 
 Its own pages, for tests and demos (API.md): ``GET /sandbox/otp/{client_ref}``
 (the OTP it "sent", 404 when the message was lost), ``GET /sandbox/ledger``
-(everything it paid) and ``POST /sandbox/faults`` (change the fault rates). They
-always answer at once.
+(everything it paid), ``GET /sandbox/calls`` (every protocol call with its client
+reference) and ``POST /sandbox/faults`` (change the fault rates, the delay of a late
+answer, and how often an answer is dropped with its connection). They always answer
+at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import secrets
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,10 +41,12 @@ class Faults:
     timeout_rate: float = 0.0
     not_withdrawable: float = 0.0
     slow_seconds: float = 3.0
+    # Answers never sent: the work is done, then the connection is closed unanswered.
+    drop_rate: float = 0.0
 
     def update(self, values: dict[str, Any]) -> None:
         """Change the rates given; refuse anything not a probability."""
-        for name in ("otp_loss", "timeout_rate", "not_withdrawable"):
+        for name in ("otp_loss", "timeout_rate", "not_withdrawable", "drop_rate"):
             if name in values:
                 value = values[name]
                 if isinstance(value, bool) or not isinstance(value, int | float):
@@ -48,6 +54,23 @@ class Faults:
                 if not 0 <= value <= 1:
                     raise ValueError(f"{name} must be a number from 0 to 1")
                 setattr(self, name, float(value))
+        if "slow_seconds" in values:
+            value = values["slow_seconds"]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError("slow_seconds must be a number from 0 to 600")
+            if not 0 <= value <= 600:
+                raise ValueError("slow_seconds must be a number from 0 to 600")
+            self.slow_seconds = float(value)
+
+    def as_dict(self) -> dict[str, float]:
+        """Return the rates and the delay, as the faults page shows them."""
+        return {
+            "otp_loss": self.otp_loss,
+            "timeout_rate": self.timeout_rate,
+            "not_withdrawable": self.not_withdrawable,
+            "drop_rate": self.drop_rate,
+            "slow_seconds": self.slow_seconds,
+        }
 
 
 @dataclass
@@ -97,6 +120,8 @@ class Sandbox:
         self.withdrawals: dict[str, Withdrawal] = {}
         self.credits: dict[str, int] = {}
         self.ledger: list[dict[str, Any]] = []
+        # Every protocol call, in order: which endpoint, for which client reference.
+        self.calls: list[dict[str, str]] = []
 
     def chance(self, rate: float) -> bool:
         """Draw a fault with the given probability (under the lock)."""
@@ -144,6 +169,27 @@ def create_sandbox_app(faults: Faults | None = None, seed: int | None = None) ->
         """Answer too late, after the work is done: the classic unknown outcome."""
         if slow:
             time.sleep(sandbox.faults.slow_seconds)
+        with sandbox.lock:
+            dropped = sandbox.chance(sandbox.faults.drop_rate)
+        if dropped:
+            # The work is done; the answer is lost with the connection.
+            connection = request.environ.get("werkzeug.socket")
+            if connection is not None:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+    @app.before_request
+    def note_call() -> None:
+        if request.path.startswith("/withdrawals"):
+            args = request.view_args or {}
+            ref = args.get("client_ref")
+            if ref is None and request.method == "POST":
+                data = request.get_json(silent=True)
+                ref = data.get("client_ref") if isinstance(data, dict) else None
+            with sandbox.lock:
+                sandbox.calls.append(
+                    {"endpoint": request.endpoint or "", "client_ref": str(ref or "")}
+                )
 
     @app.post("/withdrawals")
     def start() -> Any:
@@ -304,13 +350,12 @@ def create_sandbox_app(faults: Faults | None = None, seed: int | None = None) ->
                 sandbox.faults.update(data)
             except ValueError as exc:
                 return _error(400, "malformed", str(exc))
-            return jsonify(
-                {
-                    "otp_loss": sandbox.faults.otp_loss,
-                    "timeout_rate": sandbox.faults.timeout_rate,
-                    "not_withdrawable": sandbox.faults.not_withdrawable,
-                }
-            )
+            return jsonify(sandbox.faults.as_dict())
+
+    @app.get("/sandbox/calls")
+    def calls() -> Any:
+        with sandbox.lock:
+            return jsonify({"calls": list(sandbox.calls)})
 
     @app.get("/")
     def index() -> Any:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from terminal.db import WRITE_OPTION
@@ -185,11 +186,17 @@ def verify_chain(session: Session, *, batch: int = 5000) -> ChainReport:
 
     Plain rows, streamed (a server-side cursor on PostgreSQL): a million events
     are checked without holding them, and without building an object per event.
+    The head is read first and the chain up to it: on PostgreSQL each statement sees
+    what had committed when it began, so a payout appended meanwhile must not look
+    like a chain longer than its head (a false alarm on a busy day, RELIABILITY S10).
     """
+    head = session.execute(_HEAD.select().where(_HEAD.c.id == 1)).first()
+    upto = head.last_seq if head is not None else 0
     expected_prev = GENESIS_HASH
     expected_seq = 1
     count = 0
-    rows = session.execute(_CHAIN_COLUMNS.execution_options(yield_per=batch, stream_results=True))
+    chain = _CHAIN_COLUMNS.where(_EVENTS.c.seq <= upto)
+    rows = session.execute(chain.execution_options(yield_per=batch, stream_results=True))
     for event in rows:
         count += 1
         recomputed = event_hash(
@@ -210,11 +217,17 @@ def verify_chain(session: Session, *, batch: int = 5000) -> ChainReport:
             return ChainReport(ok=False, events=count, first_bad_seq=min(event.seq, expected_seq))
         expected_prev = event.hash
         expected_seq += 1
-    head = session.execute(_HEAD.select().where(_HEAD.c.id == 1)).first()
     last_seq = expected_seq - 1
     if head is None or head.last_seq != last_seq or head.last_hash != expected_prev:
         # Events cut from the end: the head still remembers how long the chain was.
         return ChainReport(ok=False, events=count, first_bad_seq=last_seq + 1)
+    # Events past the head read first were appended since, and the head has moved past
+    # them (it moves in their transaction), or were slipped in after the head.
+    beyond = session.scalar(select(func.max(_EVENTS.c.seq)).where(_EVENTS.c.seq > upto))
+    if beyond is not None:
+        moved = session.scalar(select(_HEAD.c.last_seq).where(_HEAD.c.id == 1))
+        if moved is None or beyond > moved:
+            return ChainReport(ok=False, events=count, first_bad_seq=last_seq + 1)
     return ChainReport(ok=True, events=count, first_bad_seq=None)
 
 
@@ -241,7 +254,7 @@ def record_export(
     if rows is not None:
         data["rows"] = rows
     with write_transaction(session):
-        return record_event(
+        seq = record_event(
             session,
             actor=actor,
             action=AuditAction.EXPORT_WRITTEN,
@@ -249,6 +262,16 @@ def record_export(
             object_id=kind,
             data=data,
         )
+    # A security event for the application log too (RELIABILITY S23), when it came over
+    # the network: the command line tells its operator itself. The filters stay in the
+    # audit trail only: they may hold a searched name or number.
+    from flask import has_request_context
+
+    if has_request_context():
+        logging.getLogger("terminal").info(
+            "export written: kind=%s format=%s by=%s event=%s", kind, fmt, actor, seq
+        )
+    return seq
 
 
 # ---- signed checkpoints ----------------------------------------------------------------

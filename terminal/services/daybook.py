@@ -14,6 +14,7 @@ point and close nothing. Another point's day looks like an unknown point.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ from terminal.models import (
     DayClosing,
     Entitlement,
     EntitlementStatus,
+    Failure,
+    FailureReason,
+    FailureStatus,
     HomePayout,
     Payout,
     PayoutPoint,
@@ -52,6 +56,7 @@ from terminal.policy import Permission, commune_scope, point_of, require, sees_p
 from terminal.services.audit import record_event
 from terminal.services.cash import CASH_CHANNELS, lock_point_day
 from terminal.services.errors import Conflict, InvalidInput, NotFound, Refused
+from terminal.services.failures import follow_up_due
 from terminal.services.roster import parse_period
 from terminal.text import clean_text
 
@@ -491,6 +496,31 @@ def close_day(
                     "note": text,
                 },
             )
+            if figures.difference_vnd:
+                # The drawer does not agree with the day's figures: money to find.
+                session.add(
+                    Failure(
+                        reason=FailureReason.OTHER,
+                        detail="",
+                        detail_code="daybook.drawer_difference",
+                        detail_params=json.dumps(
+                            {
+                                "day": day.isoformat(),
+                                "expected_vnd": figures.expected_return_vnd,
+                                "returned_vnd": returned,
+                                "difference_vnd": figures.difference_vnd,
+                            },
+                            sort_keys=True,
+                        ),
+                        channel=Channel.CASH,
+                        point_id=point_id,
+                        user_id=user.id,
+                        status=FailureStatus.OPEN,
+                        due_by=follow_up_due(today),
+                        note="",
+                        is_case=True,
+                    )
+                )
     except IntegrityError:
         # Two closings at once on PostgreSQL: the unique (point, day) keeps the first.
         session.rollback()

@@ -4,7 +4,8 @@ The provider sends each point a file (CSV or XLSX) with one row per withdrawal:
 ``client_ref, amount, status, time``. Matching it finds what the two sides agree
 on and every difference: paid by the provider but not completed at the terminal
 (``missing_at_terminal``), completed at the terminal but not paid in the file
-(``missing_at_provider``), and the same reference with another amount. Each
+(``missing_at_provider``), the same reference with another amount, and the same
+reference paid more than once (``double_debit``: the account was debited twice). Each
 difference opens a follow-up case; the import, its report and its cases commit
 together or not at all, with an audit event.
 
@@ -80,6 +81,7 @@ class SettlementReport:
     missing_at_terminal: list[dict[str, Any]] = field(default_factory=list)
     missing_at_provider: list[dict[str, Any]] = field(default_factory=list)
     amount_differences: list[dict[str, Any]] = field(default_factory=list)
+    double_debits: list[dict[str, Any]] = field(default_factory=list)
     months: list[str] = field(default_factory=list)
     import_id: int | None = None
     cases: int = 0
@@ -91,6 +93,7 @@ class SettlementReport:
             "missing_at_terminal": len(self.missing_at_terminal),
             "missing_at_provider": len(self.missing_at_provider),
             "amount_differences": len(self.amount_differences),
+            "double_debits": len(self.double_debits),
         }
 
     def to_json(self) -> str:
@@ -100,6 +103,7 @@ class SettlementReport:
                 "missing_at_terminal": self.missing_at_terminal[:REPORT_CAP],
                 "missing_at_provider": self.missing_at_provider[:REPORT_CAP],
                 "amount_differences": self.amount_differences[:REPORT_CAP],
+                "double_debits": self.double_debits[:REPORT_CAP],
             },
             ensure_ascii=False,
         )
@@ -166,7 +170,11 @@ def _in_range(value: datetime) -> datetime:
 
 
 def read_settlement(path: Path, filename: str | None = None) -> list[_Row]:
-    """Read and check every row; any bad row refuses the whole file, naming the rows."""
+    """Read and check every row; any bad row refuses the whole file, naming the rows.
+
+    A reference paid on more than one row is no bad row but a double debit, which the
+    matching makes a case of; any other repeated reference is a bad row.
+    """
     try:
         source = open_roster(path, filename)
     except RosterFileError as exc:
@@ -174,7 +182,7 @@ def read_settlement(path: Path, filename: str | None = None) -> list[_Row]:
     problems: list[str] = []
     bad_rows: list[int] = []
     rows: list[_Row] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, bool]] = {}
     try:
         positions = _columns(source.header)
         for number, cells in source.rows:
@@ -205,15 +213,16 @@ def read_settlement(path: Path, filename: str | None = None) -> list[_Row]:
                     at = _time(cell("time"))
                 except ValueError as exc:
                     raise ValueError(f"time: {exc}") from None
-                if ref in seen:
-                    raise ValueError(f"client_ref repeats row {seen[ref]}")
+                paid = status in PAID_STATUSES
+                if ref in seen and not (paid and seen[ref][1]):
+                    raise ValueError(f"client_ref repeats row {seen[ref][0]}")
             except ValueError as exc:
                 if len(problems) < 20:
                     problems.append(f"row {number}: {exc}")
                     bad_rows.append(number)
                 continue
-            seen[ref] = number
-            rows.append(_Row(number, ref, amount, status in PAID_STATUSES, at))
+            seen.setdefault(ref, (number, paid))
+            rows.append(_Row(number, ref, amount, paid, at))
     finally:
         source.close()
     if problems:
@@ -279,7 +288,13 @@ def import_settlement(
     report.rows = len(rows)
     report.months = _months(rows)
     start, end = _month_range(report.months)
-    provider = {r.client_ref: r for r in rows}
+    provider: dict[str, _Row] = {}
+    repeated: list[_Row] = []  # a reference's second and later paid rows
+    for row in rows:
+        if row.client_ref in provider:
+            repeated.append(row)
+        else:
+            provider[row.client_ref] = row
     now = utcnow()
     with write_transaction(session):
         completed = (
@@ -385,6 +400,14 @@ def import_settlement(
                 )
             else:
                 report.matched += 1
+        for row in repeated:
+            ref = row.client_ref
+            mine = ours.get(ref)
+            withdrawal = mine[0] if mine is not None else others.get(ref)
+            report.double_debits.append(
+                {"client_ref": ref, "provider_amount": row.amount, "row": row.number}
+            )
+            case("double_debit", ref, withdrawal, provider_amount=row.amount, row=row.number)
         for ref, (withdrawal, amount) in ours.items():
             if ref not in provider:
                 report.missing_at_provider.append(
