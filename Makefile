@@ -30,7 +30,8 @@ test: $(VENV)/.installed-test
 # The heavy rounds of the crash, fault and soak scenarios (RELIABILITY.md S05, S07, S10):
 # the same tests as in `make test`, with many more rounds and an hour of mixed load.
 soak: $(VENV)/.installed-test
-	TERMINAL_SOAK=1 $(BIN)/python -m pytest tests/crash tests/soak tests/reliability $(PYTEST_ARGS)
+	TERMINAL_SOAK=1 $(BIN)/python -m pytest tests/crash tests/soak tests/reliability \
+		tests/api/test_schemathesis.py tests/concurrency/test_lockout_across_workers.py $(PYTEST_ARGS)
 
 # The benchmarks against their targets (docs/PERFORMANCE.md): SIZE=small|province|national,
 # PostgreSQL as well when TERMINAL_BENCH_PG_URL names a database the run may fill.

@@ -7,6 +7,7 @@ from those same models, so the published spec cannot drift from what is checked.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -27,6 +28,11 @@ M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# A response's content: a model (JSON), a media type (its body a string), None (no
+# body), or a tuple of these when one status comes in several forms (JSON, CSV, XLSX).
+Content = type[BaseModel] | str | None | tuple[type[BaseModel] | str, ...]
+
+
 @dataclass
 class EndpointSpec:
     """What the OpenAPI document says of one endpoint."""
@@ -37,7 +43,7 @@ class EndpointSpec:
     permission: str
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
-    responses: dict[int, type[BaseModel] | str | None] = field(default_factory=dict)
+    responses: dict[int, Content] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -52,7 +58,7 @@ def endpoint(
     permission: str,
     body: type[BaseModel] | None = None,
     query: type[BaseModel] | None = None,
-    responses: dict[int, type[BaseModel] | str | None] | None = None,
+    responses: dict[int, Content] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Callable[[F], F]:
     """Declare an API endpoint: its route, guard, and the models of its spec."""
@@ -77,11 +83,25 @@ def endpoint(
     return register
 
 
+class _NotJson(ValueError):
+    """NaN, Infinity or -Infinity: accepted by Python's and pydantic's parsers, not JSON."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(name)
+
+
 def parse_body(model: type[M]) -> M:
     """Validate the JSON body against a model; a bad body is a 400 naming the fields."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise InvalidInput("the request body must be a JSON object", code="invalid_request")
+    try:
+        json.loads(raw, parse_constant=_refuse_constant)
+    except _NotJson:
+        raise InvalidInput("NaN and Infinity are not JSON", code="invalid_request") from None
+    except (ValueError, RecursionError):
+        pass  # malformed otherwise: the model's parser says where
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

@@ -13,7 +13,7 @@ from flask import g
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from terminal.api import endpoint, parse_body, parse_query, reply
-from terminal.api.schemas import ErrorBody, IsoDate, Strict
+from terminal.api.schemas import DAY_OR_EMPTY, ErrorBody, IsoDate, Strict
 from terminal.clock import check_day
 from terminal.db import get_session
 from terminal.money import MAX_AMOUNT
@@ -39,7 +39,7 @@ class DaybookQuery(BaseModel):
     point: Annotated[str | None, BeforeValidator(_empty_as_none)] = Field(
         default=None, max_length=16, description="point code; auditors must give one"
     )
-    date: Annotated[BoundedDay | None, BeforeValidator(_empty_as_none)] = None
+    date: Annotated[BoundedDay | None, BeforeValidator(_empty_as_none), DAY_OR_EMPTY] = None
 
 
 class DaybookPayout(BaseModel):

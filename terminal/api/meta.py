@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from flask import jsonify
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from terminal.api import SPECS, endpoint
 from terminal.authz import PUBLIC
@@ -59,12 +59,14 @@ def build_openapi() -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": ref(spec.body)}},
             }
-        for status, model in sorted(spec.responses.items()):
+        for status, content in sorted(spec.responses.items()):
             answer: dict[str, Any] = {"description": str(status)}
-            if isinstance(model, type) and issubclass(model, BaseModel):
-                answer["content"] = {"application/json": {"schema": ref(model)}}
-            elif isinstance(model, str):
-                answer["content"] = {model: {"schema": {"type": "string"}}}
+            forms = content if isinstance(content, tuple) else (content,)
+            for form in forms:
+                if isinstance(form, type) and issubclass(form, BaseModel):
+                    answer.setdefault("content", {})["application/json"] = {"schema": ref(form)}
+                elif isinstance(form, str):
+                    answer.setdefault("content", {})[form] = {"schema": {"type": "string"}}
             operation["responses"][str(status)] = answer
         if spec.permission != PUBLIC:
             operation["security"] = [{"bearer": []}]
@@ -80,7 +82,24 @@ def build_openapi() -> dict[str, Any]:
     }
 
 
-@endpoint("/openapi.json", "GET", summary="This document", permission=PUBLIC)
+class OpenApiDocument(BaseModel):
+    """The OpenAPI 3.1 document of this API."""
+
+    model_config = ConfigDict(extra="allow")
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+    components: dict[str, Any]
+
+
+@endpoint(
+    "/openapi.json",
+    "GET",
+    summary="This document",
+    permission=PUBLIC,
+    responses={200: OpenApiDocument},
+)
 def openapi() -> Any:
     """Serve the OpenAPI document."""
     return jsonify(build_openapi())

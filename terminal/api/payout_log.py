@@ -59,7 +59,12 @@ ACCEPTED = ["application/json", "text/csv", payout_log.XLSX_MIMETYPE]
     ),
     permission="payout_log",
     query=PayoutLogQuery,
-    responses={200: PayoutLogList, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody},
+    responses={
+        200: (PayoutLogList, "text/csv", payout_log.XLSX_MIMETYPE),
+        400: ErrorBody,
+        401: ErrorBody,
+        403: ErrorBody,
+    },
 )
 def list_payouts() -> Any:
     """List payouts the caller may see, or export them all as CSV or XLSX."""

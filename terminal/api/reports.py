@@ -100,7 +100,7 @@ def _wanted_format(explicit: str | None) -> str:
     summary="A period's return file for the ministry: one row per entitlement (auditors)",
     permission="export",
     query=ReturnFileQuery,
-    responses={200: "text/csv", **ERRORS},
+    responses={200: ("text/csv", reports.XLSX_MIMETYPE), **ERRORS},
 )
 def get_return_file() -> Any:
     """Stream a period's return file as CSV, or send it as XLSX; the export is audited."""

@@ -6,7 +6,15 @@ import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 
 from terminal.clock import check_day, parse_iso_date
 from terminal.money import MAX_AMOUNT
@@ -270,12 +278,21 @@ def _iso_date_or_empty(value: object) -> object:
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
+# What the spec says of a query's day: a date, or empty (``?date=``) for today.
+DAY_OR_EMPTY = WithJsonSchema(
+    {
+        "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "maxLength": 0}],
+        "description": "YYYY-MM-DD; empty or left out: today in Vietnam",
+    }
+)
+
+
 class CashFloatQuery(BaseModel):
     """Which day's cash to show; today in Vietnam by default."""
 
     model_config = ConfigDict(extra="ignore")
 
-    date: Annotated[IsoDate | None, BeforeValidator(_iso_date_or_empty)] = None
+    date: Annotated[IsoDate | None, BeforeValidator(_iso_date_or_empty), DAY_OR_EMPTY] = None
 
 
 class CashFloatRequest(Strict):
@@ -478,12 +495,34 @@ class WithdrawalBody(BaseModel):
 
 
 class ProviderRefusedBody(BaseModel):
-    """The provider refused: its reason, and the follow-up case logged."""
+    """The provider refused: its reason, and the follow-up case logged.
+
+    Refusals before the provider is asked (``provider_not_connected``, a rule of the
+    terminal) have no ``reason``.
+    """
 
     error: str
     message: str
-    reason: str
+    reason: str | None = None
     failure_id: int | None = None
+
+
+class ReconciledItem(BaseModel):
+    """What reconciliation did to one withdrawal."""
+
+    withdrawal_id: int
+    client_ref: str
+    outcome: str = Field(description="completed, released or still_pending")
+
+
+class ReconcileReport(BaseModel):
+    """How many withdrawals reconciliation completed, released or left pending."""
+
+    completed: int
+    released: int
+    still_pending: int
+    double_payment_cases: int
+    items: list[ReconciledItem]
 
 
 class PendingBody(BaseModel):

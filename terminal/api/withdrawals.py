@@ -10,13 +10,14 @@ from typing import Any
 
 from flask import current_app, g, jsonify, request
 
-from terminal.api import endpoint, parse_body
+from terminal.api import endpoint, parse_body, reply
 from terminal.api.schemas import (
     ErrorBody,
     OtpRequest,
     PayoutResponse,
     PendingBody,
     ProviderRefusedBody,
+    ReconcileReport,
     WithdrawalBody,
     WithdrawalRequest,
 )
@@ -121,7 +122,7 @@ def get_withdrawal(withdrawal_id: int) -> Any:
     "POST",
     summary="Ask the provider about each pending withdrawal of the point; complete or release",
     permission="supervise",
-    responses={200: "counts: completed, released, still_pending", 401: ErrorBody, 403: ErrorBody},
+    responses={200: ReconcileReport, 401: ErrorBody, 403: ErrorBody},
 )
 def reconcile_withdrawals() -> Any:
     """The supervisor's reconciliation of their point."""
@@ -130,4 +131,4 @@ def reconcile_withdrawals() -> Any:
     report = withdrawals.reconcile(
         get_session(), actor=user.username, settings=_settings(), point_ids=points
     )
-    return jsonify({**report.counts(), "items": report.items})
+    return reply(ReconcileReport(**report.counts(), items=report.items))

@@ -234,6 +234,15 @@ def _end_all(session: Session, user_id: int, *, reason: str) -> None:
     )
 
 
+# Sign-ins reserved but not yet checked count as failures until their check ends, so
+# parallel guesses never get more than LOCKOUT_FAILURES password checks between them.
+_COUNTED = ("bad", "pending")
+# Wrong sign-ins from one address (any usernames: password spraying) before the
+# address is refused for the rest of the window; counted in the database, so every
+# worker and terminal counts together. The address is the peer's, never a header.
+ADDRESS_FAILURES = 50
+
+
 def _recent_failures(session: Session, username: str, now: datetime) -> list[datetime]:
     """Return the times of wrong-password attempts within the lockout window."""
     return list(
@@ -241,7 +250,7 @@ def _recent_failures(session: Session, username: str, now: datetime) -> list[dat
             select(LoginAttempt.at)
             .where(
                 LoginAttempt.username == username,
-                LoginAttempt.outcome == "bad",
+                LoginAttempt.outcome.in_(_COUNTED),
                 LoginAttempt.at > now - LOCKOUT_WINDOW,
             )
             .order_by(LoginAttempt.at)
@@ -249,20 +258,62 @@ def _recent_failures(session: Session, username: str, now: datetime) -> list[dat
     )
 
 
-def _lock_username(session: Session, username: str) -> None:
-    """Make sign-ins of one username wait for each other until the transaction ends.
+def _recent_address_failures(session: Session, ip: str | None, now: datetime) -> list[datetime]:
+    """Return the times of the latest ADDRESS_FAILURES wrong attempts from an address."""
+    if not ip:
+        return []
+    return list(
+        session.scalars(
+            select(LoginAttempt.at)
+            .where(
+                LoginAttempt.ip == ip,
+                LoginAttempt.outcome.in_(_COUNTED),
+                LoginAttempt.at > now - LOCKOUT_WINDOW,
+            )
+            .order_by(LoginAttempt.at.desc())
+            .limit(ADDRESS_FAILURES)
+        )
+    )
+
+
+def _lock_username(session: Session, username: str, ip: str | None) -> None:
+    """Make sign-ins of one username, and of one address, wait for each other.
 
     Otherwise parallel guesses on PostgreSQL all count the same earlier failures and
-    all get a password check past the limit. An advisory lock on the name serves
-    unknown usernames too. SQLite needs none: the write lock, taken up front,
-    already lets one writer in at a time.
+    all get a password check past the limit. Advisory locks on the name (serving
+    unknown usernames too), then on the address, held until the transaction ends:
+    always in this order, so two sign-ins never wait for each other in a circle.
+    SQLite needs none: the write lock, taken up front, lets one writer in at a time.
     """
     if session.get_bind().dialect.name != "postgresql":
         return
-    key = int.from_bytes(
-        hashlib.sha256(b"login:" + username.encode()).digest()[:8], "big", signed=True
-    )
-    session.execute(select(func.pg_advisory_xact_lock(key)))
+    for scope in (b"login:" + username.encode(), b"login-ip:" + (ip or "").encode()):
+        key = int.from_bytes(hashlib.sha256(scope).digest()[:8], "big", signed=True)
+        session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+@dataclass(frozen=True)
+class _Lock:
+    """Why a sign-in is refused unchecked: the account's or the address's failures."""
+
+    scope: str
+    failures: int
+    retry_after: int
+
+
+def _refusal(session: Session, name: str, ip: str | None, now: datetime) -> _Lock | None:
+    """Return the lock on the account or the address, or None to go on."""
+    failures = _recent_failures(session, name, now)
+    if len(failures) >= LOCKOUT_FAILURES:
+        retry_after = int((failures[-LOCKOUT_FAILURES] + LOCKOUT_WINDOW - now).total_seconds()) + 1
+        scope, count = "account", len(failures)
+    else:
+        recent = _recent_address_failures(session, ip, now)
+        if len(recent) < ADDRESS_FAILURES:
+            return None
+        retry_after = int((recent[-1] + LOCKOUT_WINDOW - now).total_seconds()) + 1
+        scope, count = "address", len(recent)
+    return _Lock(scope, count, max(retry_after, 1))
 
 
 def authenticate(
@@ -271,23 +322,29 @@ def authenticate(
     """Check a username and password, counting failures per account in the database.
 
     After LOCKOUT_FAILURES wrong attempts within LOCKOUT_WINDOW the account answers
-    Throttled even to the right password. An unknown user and a wrong password give
-    the same answer and cost the same time.
+    Throttled even to the right password, and so does every sign-in from an address
+    after ADDRESS_FAILURES wrong ones. An unknown user and a wrong password give the
+    same answer and cost the same time.
+
+    The slow password check runs between two short write transactions, never inside
+    one (on SQLite the write lock is the whole database's): the first reserves the
+    attempt ("pending", counted as a failure meanwhile), the second records its outcome.
     """
     name = normalize_username(username)[:64]
     now = utcnow()
     with write_transaction(session):
-        _lock_username(session, name)
-        failures = _recent_failures(session, name, now)
-        if len(failures) >= LOCKOUT_FAILURES:
-            retry_after = (
-                int((failures[-LOCKOUT_FAILURES] + LOCKOUT_WINDOW - now).total_seconds()) + 1
+        _lock_username(session, name, ip)
+        refused = _refusal(session, name, ip, now)
+        if refused is not None:
+            log.warning(
+                "login refused, %s locked: user=%s channel=%s ip=%s",
+                refused.scope,
+                name,
+                channel,
+                ip,
             )
             session.add(
                 LoginAttempt(username=name, at=now, outcome="locked", channel=channel, ip=ip)
-            )
-            log.warning(
-                "login refused, account locked: user=%s channel=%s ip=%s", name, channel, ip
             )
             record_event(
                 session,
@@ -295,36 +352,45 @@ def authenticate(
                 action=AuditAction.AUTH_LOCKED_OUT,
                 object_type="user",
                 object_id=name or "-",
-                data={"channel": channel, "ip": ip, "failures": len(failures)},
+                data={
+                    "channel": channel,
+                    "ip": ip,
+                    "failures": refused.failures,
+                    **({"scope": "address"} if refused.scope == "address" else {}),
+                },
             )
-            locked = Throttled("too many failed attempts", retry_after=max(retry_after, 1))
         else:
-            locked = None
+            attempt = LoginAttempt(username=name, at=now, outcome="pending", channel=channel, ip=ip)
+            session.add(attempt)
             user = session.scalar(select(User).where(User.username == name))
-            ok = verify_password(user.password_hash if user else None, password or "")
-            ok = ok and user is not None and user.active
-            session.add(
-                LoginAttempt(
-                    username=name, at=now, outcome="ok" if ok else "bad", channel=channel, ip=ip
-                )
+            password_hash = user.password_hash if user else None
+    if refused is not None:
+        raise Throttled("too many failed attempts", retry_after=refused.retry_after)
+    ok = verify_password(password_hash, password or "")
+    with write_transaction(session):
+        if user is not None:
+            session.refresh(user)  # disabled meanwhile: refused
+        ok = ok and user is not None and user.active
+        session.execute(
+            update(LoginAttempt)
+            .where(LoginAttempt.id == attempt.id)
+            .values(outcome="ok" if ok else "bad")
+        )
+        if ok:
+            assert user is not None
+            user.last_login_at = now
+            log.info("login ok: user=%s channel=%s ip=%s", name, channel, ip)
+        else:
+            log.warning("login failed: user=%s channel=%s ip=%s", name, channel, ip)
+            # Failed sign-ins are security events (S23): in the chain, not only the log.
+            record_event(
+                session,
+                actor=name or "-",
+                action=AuditAction.AUTH_LOGIN_FAILED,
+                object_type="user",
+                object_id=name or "-",
+                data={"channel": channel, "ip": ip, "known_user": user is not None},
             )
-            if ok:
-                assert user is not None
-                user.last_login_at = now
-                log.info("login ok: user=%s channel=%s ip=%s", name, channel, ip)
-            else:
-                log.warning("login failed: user=%s channel=%s ip=%s", name, channel, ip)
-                # Failed sign-ins are security events (S23): in the chain, not only the log.
-                record_event(
-                    session,
-                    actor=name or "-",
-                    action=AuditAction.AUTH_LOGIN_FAILED,
-                    object_type="user",
-                    object_id=name or "-",
-                    data={"channel": channel, "ip": ip, "known_user": user is not None},
-                )
-    if locked is not None:
-        raise locked
     if not ok:
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     assert user is not None
