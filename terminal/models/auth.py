@@ -88,7 +88,11 @@ class LoginAttempt(Base):
     """One sign-in attempt, by page or API; lockout is counted from these rows."""
 
     __tablename__ = "login_attempts"
-    __table_args__ = (Index("ix_login_attempts_username_at", "username", "at"),)
+    __table_args__ = (
+        Index("ix_login_attempts_username_at", "username", "at"),
+        # The per-address sign-in limit counts an address's recent failures.
+        Index("ix_login_attempts_ip_at", "ip", "at"),
+    )
 
     id: Mapped[intpk]
     username: Mapped[str] = mapped_column(String(64))
