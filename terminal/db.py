@@ -17,12 +17,30 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy import Connection, Engine, create_engine, event, literal, select, table
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from terminal.config import ConfigError
 
 WRITE_OPTION = "terminal_write"
+
+
+class CommitOutcomeUnknown(Exception):
+    """The COMMIT was sent but its answer was lost: the change may or may not be saved."""
+
+
+def commit_or_unknown(session: Session) -> None:
+    """Commit, telling a lost COMMIT answer apart from an error before it (RELIABILITY S07).
+
+    Errors of the flush are ordinary (nothing was saved); an error from the COMMIT
+    itself (the connection dropped) leaves the outcome unknown, and saying "nothing
+    was changed" then could hand cash over twice or not at all.
+    """
+    session.flush()
+    try:
+        session.commit()
+    except (OperationalError, InterfaceError) as exc:
+        raise CommitOutcomeUnknown(str(exc.orig if exc.orig is not None else exc)) from exc
 
 
 def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 15000) -> Engine:

@@ -176,6 +176,7 @@ def create_verification() -> Any:
         404: ErrorBody,
         409: AlreadyPaidBody,
         422: ErrorBody,
+        503: ErrorBody,  # unavailable, or outcome_unknown: the COMMIT went unanswered
     },
 )
 def create_payout() -> Any:

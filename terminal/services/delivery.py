@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from terminal.clock import local_date, to_local
-from terminal.db import begin_write, write_transaction
+from terminal.db import begin_write, commit_or_unknown, write_transaction
 from terminal.models import (
     Area,
     AuditAction,
@@ -917,7 +917,7 @@ def sync_payout(
             claim.payout_id = answer.get("payout_id")
             claim.failure_id = answer.get("failure_id")
             claim.result = json.dumps(answer, ensure_ascii=False, sort_keys=True)
-            session.commit()
+            commit_or_unknown(session)  # a lost answer: outcome unknown (S07)
         except IntegrityError as exc:
             session.rollback()
             if "payout_lines" not in str(exc.orig) and "uq_payout_lines" not in str(exc.orig):

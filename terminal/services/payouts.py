@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from terminal.clock import local_date, to_local
-from terminal.db import begin_write
+from terminal.db import begin_write, commit_or_unknown
 from terminal.models import (
     AuditAction,
     Beneficiary,
@@ -261,7 +261,7 @@ def pay(
             verify_url,
         )
         idempotency.finish(session, claimed, 201, body)
-        session.commit()
+        commit_or_unknown(session)  # a lost COMMIT answer is "unknown", not "nothing changed"
     except IntegrityError as exc:
         session.rollback()
         if "payout_lines" not in str(exc.orig) and "uq_payout_lines" not in str(exc.orig):
@@ -288,7 +288,7 @@ def pay(
         raise
     except Exception as exc:
         session.rollback()
-        _system_error(session, actor, order, exc)
+        _system_error(session, actor, order, exc, key=key, request_hash=request_hash)
         raise
     except BaseException:
         session.rollback()
@@ -299,14 +299,27 @@ def pay(
     return PaymentOutcome(201, body)
 
 
-def _system_error(session: Session, actor: _Actor, order: PayoutOrder, exc: Exception) -> None:
+def _system_error(
+    session: Session,
+    actor: _Actor,
+    order: PayoutOrder,
+    exc: Exception,
+    *,
+    key: str,
+    request_hash: str,
+) -> None:
     """Open a ``system_error`` case for a payment that failed unexpectedly (DESIGN rule 5).
 
-    Nothing of the payment was kept (its key neither), so the clerk may try again; the
-    case keeps the person in the follow-up queue until a payout settles it. Recording
-    it must never hide the original error.
+    Usually nothing of the payment was kept (its key neither), so the clerk may try
+    again; the case keeps the person in the follow-up queue until a payout settles
+    it. But an error from the COMMIT itself may come after the payout was saved:
+    then the person was paid and no case is opened. Recording it must never hide
+    the original error.
     """
     try:
+        if _landed(session, actor.id, key, request_hash):
+            log.warning("payment error after its commit landed: %s", type(exc).__name__)
+            return
         verification = session.get(Verification, order.verification_id)
         mine = verification is not None and verification.user_id == actor.id
         log_failure(
@@ -322,6 +335,22 @@ def _system_error(session: Session, actor: _Actor, order: PayoutOrder, exc: Exce
     except Exception:  # the database itself may be what failed
         session.rollback()
         log.exception("could not record the system error of a payment")
+
+
+def _landed(session: Session, user_id: int, key: str, request_hash: str) -> bool:
+    """Tell whether a key's payment committed after all, from its idempotency record.
+
+    Claiming the key again waits on its unique index for a COMMIT still in flight on
+    another connection, so a payout whose answer was lost is seen once it is saved.
+    """
+    begin_write(session)
+    try:
+        claimed = idempotency.claim(session, user_id, key, request_hash)
+    except ServiceError:  # another request holds the key: it answers for the payment
+        return True
+    finally:
+        session.rollback()
+    return isinstance(claimed, idempotency.StoredResponse) and claimed.status == 201
 
 
 def _refused(

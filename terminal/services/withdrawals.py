@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from terminal.clock import to_local
-from terminal.db import begin_write, write_transaction
+from terminal.db import begin_write, commit_or_unknown, write_transaction
 from terminal.models import (
     AuditAction,
     Beneficiary,
@@ -595,7 +595,7 @@ def _complete(
         current.provider_ref = provider_ref
         current.ended_at = current.updated_at = now
         _unhold(session, current)
-        session.commit()
+        commit_or_unknown(session)  # a lost answer: outcome unknown (S07)
     except IntegrityError as exc:
         session.rollback()
         if "payout_lines" not in str(exc.orig):

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from terminal.authz import is_api_request
+from terminal.db import CommitOutcomeUnknown
 from terminal.messages import message_for
 from terminal.services.errors import ServiceError, Throttled
 
@@ -49,6 +50,21 @@ def http_message(status: int) -> str:
         503: _("The database is not answering. Nothing was changed; try again shortly."),
     }
     return messages.get(status, _("Something went wrong."))
+
+
+def outcome_unknown_message(*, api: bool) -> str:
+    """Return what to tell a clerk whose payment's COMMIT went unanswered (S07)."""
+    if api:
+        return _(
+            "The database did not confirm the payment: it may or may not be recorded. "
+            "Do not hand over cash; send the same request again with the same "
+            "Idempotency-Key, or check the payout log."
+        )
+    return _(
+        "Unknown outcome: the database did not confirm whether the payment was recorded. "
+        "Do not hand over cash. Send the form again (it cannot pay twice) or check the "
+        "payout log."
+    )
 
 
 def json_error(status: int, code: str, message: str, **fields: Any) -> Any:
@@ -90,6 +106,14 @@ def register(app: Flask) -> None:
                 response.headers["Retry-After"] = str(exc.retry_after)
             return response
         return _page(exc.status, message)
+
+    @app.errorhandler(CommitOutcomeUnknown)
+    def outcome_unknown(exc: CommitOutcomeUnknown) -> Any:
+        # Not "nothing was changed": the COMMIT may have been saved (RELIABILITY S07).
+        log.error("commit outcome unknown on %s %s: %s", request.method, request.path, exc)
+        if is_api_request():
+            return json_error(503, "outcome_unknown", outcome_unknown_message(api=True))
+        return _page(503, outcome_unknown_message(api=False))
 
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError) -> Any:
