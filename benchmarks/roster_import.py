@@ -2,15 +2,21 @@
 
     python benchmarks/roster_import.py [--rows 100000] [--database-url URL]
 
-Each import runs as its own process (the real ``payout-terminal import-roster``), so
-its peak resident memory is measured alone. The baseline, in the same run on the
-same kind of database, parses the same file with ``csv`` and inserts one minimal row
-per line with ``executemany``: the floor any import must stand on.
+The database must be empty (a fresh SQLite file is made when no URL is given): the
+first import is measured into an empty roster, then the same file again (nothing
+changes), then the same file with one row in ten changed (amounts, so beneficiaries
+and entitlements are updated and audited). Each import runs as its own process (the
+real ``payout-terminal import-roster``), so its peak resident memory and CPU time
+are measured alone; CPU seconds say what the import costs when the machine is busy
+with other work. The baseline, in the same run on the same kind of database, parses
+the same file with ``csv`` and inserts one minimal row per line with
+``executemany``: the floor any import must stand on.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import subprocess
 import sys
@@ -22,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import inspect, text  # noqa: E402
+
 from terminal.db import make_engine  # noqa: E402
 from terminal.schema import upgrade  # noqa: E402
 from terminal.services.roster_file import write_roster_csv  # noqa: E402
@@ -30,8 +38,8 @@ from terminal.synthetic import PILOT_DISTRICTS, synthetic_people  # noqa: E402
 SCRIPT = Path(sys.executable).parent / "payout-terminal"
 
 
-def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run a command; return its seconds, its peak RSS in MB and its output."""
+def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, float, str, float]:
+    """Run a command; return its seconds, its peak RSS in MB, its output and CPU seconds."""
     # Output goes to files, not pipes: a full pipe would stall the child we measure.
     with tempfile.TemporaryFile("w+") as out_file, tempfile.TemporaryFile("w+") as err_file:
         started = time.perf_counter()
@@ -43,10 +51,10 @@ def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, float, st
         out, err = out_file.read(), err_file.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(args)} failed: {err[-500:]}")
-    return seconds, usage.ru_maxrss / 1024, out
+    return seconds, usage.ru_maxrss / 1024, out, usage.ru_utime + usage.ru_stime
 
 
-def baseline(path: Path, url: str) -> tuple[float, float]:
+def baseline(path: Path, url: str) -> tuple[float, float, float]:
     """Parse the CSV and insert a minimal row per line: the floor."""
     code = (
         "import csv,sqlite3,sys,time\n"
@@ -64,8 +72,41 @@ def baseline(path: Path, url: str) -> tuple[float, float]:
         "cur.execute('DROP TABLE bench_rows'); c.commit()\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    seconds, rss, _ = run_measured([sys.executable, "-c", code], env)
-    return seconds, rss
+    seconds, rss, _, cpu = run_measured([sys.executable, "-c", code], env)
+    return seconds, rss, cpu
+
+
+def refuse_non_empty(url: str) -> None:
+    """Stop unless the database has no roster yet: the figures are for a fresh one."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if (
+                inspect(conn).has_table("beneficiaries")
+                and conn.execute(text("SELECT 1 FROM beneficiaries LIMIT 1")).first()
+            ):
+                raise SystemExit(f"refused: {engine.url!r} already holds beneficiaries")
+    finally:
+        engine.dispose()
+
+
+def changed_copy(path: Path, target: Path, every: int = 10) -> int:
+    """Write the roster with every tenth row's monthly amount raised; return rows changed."""
+    changed = 0
+    with (
+        path.open(encoding="utf-8-sig", newline="") as source,
+        target.open("w", encoding="utf-8-sig", newline="") as out,
+    ):
+        reader, writer = csv.reader(source), csv.writer(out)
+        header = next(reader)
+        writer.writerow(header)
+        amount = header.index("Mức hưởng")
+        for number, row in enumerate(reader):
+            if number % every == 0:
+                row[amount] = str(int(row[amount]) + 10_000)
+                changed += 1
+            writer.writerow(row)
+    return changed
 
 
 def main() -> None:
@@ -76,6 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="roster-bench-"))
     url = args.database_url or f"sqlite:///{work / 'bench.db'}"
+    refuse_non_empty(url)
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
@@ -91,33 +133,45 @@ def main() -> None:
         f"{time.perf_counter() - started:.1f} s"
     )
 
+    changed_path = work / "roster-changed.csv"
+    changed = changed_copy(path, changed_path)
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("TERMINAL_")}
     env.update(
         TERMINAL_DATABASE_URL=url,
         TERMINAL_SECRET_KEY="b" * 40,
         TERMINAL_RECEIPTS_DIR=str(work / "receipts"),
     )
-    base_s, base_rss = baseline(path, url)
-    first_s, first_rss, first_out = run_measured(
-        [str(SCRIPT), "import-roster", str(path), "--period", "2021-10"], env
-    )
-    again_s, again_rss, again_out = run_measured(
-        [str(SCRIPT), "import-roster", str(path), "--period", "2021-10"], env
-    )
-    print()
-    head = ("case", "seconds", "rows/s", "peak RSS MB", "ratio to baseline")
-    print(f"{head[0]:<34} | {head[1]:>8} | {head[2]:>9} | {head[3]:>11} | {head[4]:>17}")
-    print("-" * 34 + "-+-" + "-" * 8 + "-+-" + "-" * 9 + "-+-" + "-" * 11 + "-+-" + "-" * 17)
-    for name, seconds, rss in (
-        ("baseline: csv + executemany", base_s, base_rss),
-        ("import-roster (all new)", first_s, first_rss),
-        ("import-roster again (unchanged)", again_s, again_rss),
+    base_s, base_rss, base_cpu = baseline(path, url)
+    runs = []
+    for name, file in (
+        ("import-roster (all new)", path),
+        ("import-roster again (unchanged)", path),
+        (f"import-roster, {changed:,} rows changed", changed_path),
     ):
-        rate, ratio = rows / seconds, seconds / base_s
-        print(f"{name:<34} | {seconds:8.1f} | {rate:9,.0f} | {rss:11.0f} | {ratio:16.1f}x")
+        seconds, rss, out, cpu = run_measured(
+            [str(SCRIPT), "import-roster", str(file), "--period", "2021-10"], env
+        )
+        runs.append((name, seconds, rss, cpu, out))
     print()
-    print("first import:", " ".join(first_out.split()[:40]))
-    print("second import:", " ".join(again_out.split()[:40]))
+    head = ("case", "seconds", "rows/s", "CPU s", "peak RSS MB", "ratio to baseline")
+    print(
+        f"{head[0]:<34} | {head[1]:>8} | {head[2]:>9} | {head[3]:>6} | {head[4]:>11} | "
+        f"{head[5]:>17}"
+    )
+    print("-+-".join("-" * n for n in (34, 8, 9, 6, 11, 17)))
+    for name, seconds, rss, cpu, _out in [
+        ("baseline: csv + executemany", base_s, base_rss, base_cpu, ""),
+        *runs,
+    ]:
+        rate, ratio = rows / seconds, seconds / base_s
+        print(
+            f"{name:<34} | {seconds:8.1f} | {rate:9,.0f} | {cpu:6.1f} | {rss:11.0f} | "
+            f"{ratio:16.1f}x"
+        )
+    print()
+    for name, *_rest, out in runs:
+        print(f"{name}:", " ".join(out.split()[:40]))
 
 
 if __name__ == "__main__":

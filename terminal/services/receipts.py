@@ -1,7 +1,8 @@
 """Receipts: the signed verification link, the PDF file, reprints and public checks.
 
 A receipt's PDF is written once the payout has committed, under
-``RECEIPTS_DIR/<point>/<year>/<receipt_no>.pdf``, and never overwritten. It is
+``RECEIPTS_DIR/<point>/<year>/<receipt_no>.pdf`` (whole or not at all), and never
+overwritten unless it is not a whole PDF. It is
 drawn only from the database, deterministically, so a missing file is drawn again
 identically. A reprint is a new drawing marked "BẢN IN LẠI (lần N)", counted and
 audited; the original file stays as it was.

@@ -8,9 +8,12 @@ changed; importing the same file twice changes nothing the second time; active
 beneficiaries get one entitlement for the period, stopped ones none (a due one
 is cancelled), paid entitlements are never touched.
 
-Rows are processed in batches with a few set-based queries each, so memory stays
-bounded by the batch, not the file (the codes seen are kept to find duplicates
-and the beneficiaries missing from the list).
+Rows are processed in batches of 1,000 with the same few statements each, whatever
+the size of the roster (tests/services/test_roster_import_scale.py counts them), so
+time grows with the file and memory stays bounded by the batch (the codes seen are
+kept to find duplicates and the beneficiaries missing from the list). New people
+are written by roster_write (COPY on PostgreSQL), a roster's next batches are read
+and checked in a thread meanwhile, and a batch of a new roster reads nothing back.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -60,6 +66,7 @@ from terminal.services.roster_file import (
     open_roster,
     stream_rows,
 )
+from terminal.services.roster_write import BulkWriter
 from terminal.text import fold, name_keys
 
 log = logging.getLogger("terminal")
@@ -260,14 +267,17 @@ def import_roster(
         else:
             begin_write(session)
         _plan_each_batch(session)
-        run = _ImportRun(session, report, period_code, dry_run, today)
-        run.prepare()
-        rows = stream_rows(source, positions, today)
-        for batch in _batches(rows, BATCH):
-            run.apply(batch)
-            if progress is not None:
-                progress(source.progress())
-        run.finish(actor)
+        writer = BulkWriter(session.connection(), _GROWING)
+        run = _ImportRun(session, report, period_code, dry_run, today, writer)
+        with writer.unprepared():
+            run.prepare()
+            rows = stream_rows(source, positions, today)
+            with closing(_read_ahead(_batches(rows, BATCH))) as batches:
+                for batch in batches:
+                    run.apply(batch)
+                    if progress is not None:
+                        progress(source.progress())
+            run.finish(actor)
         if dry_run:
             session.rollback()
         else:
@@ -316,6 +326,53 @@ def _batches(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+_END = object()
+
+
+def _read_ahead(batches: Iterator[list[Any]], depth: int = 4) -> Generator[list[Any], None, None]:
+    """Read and check the next batches in a thread while this one is written.
+
+    While a batch's statements run, the database (PostgreSQL's server, SQLite's C
+    code) works without Python's lock, so the file's next rows are checked
+    meanwhile. The batches come in order, and a problem with the file is raised here,
+    where it would have been; stopping early stops the thread.
+    """
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed over to be raised in the importing thread
+            put(exc)
+
+    reader = threading.Thread(target=read, name="roster-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
 def _columns(model: type) -> list[Any]:
     """Return a model's columns labelled with its attribute names, to read plain rows.
 
@@ -326,6 +383,29 @@ def _columns(model: type) -> list[Any]:
 
 
 _BENEFICIARY_COLUMNS = _columns(Beneficiary)
+# The tables an import grows, analysed as they double (roster_write).
+_GROWING = ("beneficiaries", "proxies", "entitlements")
+# A new beneficiary's columns as written: these, then COMPARED's in its order.
+_NEW_BENEFICIARY = ("id", "code", "name_key", "given_key", "address", "created_at", *COMPARED)
+_NEW_PROXY = (
+    "beneficiary_id",
+    "full_name",
+    "id_number",
+    "relationship",
+    "is_guardian",
+    "valid_from",
+    "valid_until",
+    "created_at",
+)
+_NEW_ENTITLEMENT = (
+    "beneficiary_id",
+    "period_id",
+    "monthly_vnd",
+    "arrears_vnd",
+    "amount_vnd",
+    "status",
+    "created_at",
+)
 _PROXY_COLUMNS = _columns(Proxy)
 _ENTITLEMENT_COLUMNS = _columns(Entitlement)
 
@@ -333,8 +413,20 @@ _ENTITLEMENT_COLUMNS = _columns(Entitlement)
 class _ImportRun:
     """The state of one import while its batches are applied."""
 
-    def __init__(self, session: Session, report: RosterReport, period: str, dry: bool, today: date):
+    def __init__(
+        self,
+        session: Session,
+        report: RosterReport,
+        period: str,
+        dry: bool,
+        today: date,
+        writer: BulkWriter,
+    ):
         self.session = session
+        self.writer = writer
+        # Nobody on the roster yet: every row is new (duplicates in the file are
+        # rejected), so no batch needs to look its codes up.
+        self.roster_empty = False
         self.report = report
         self.period_code = period
         self.dry = dry
@@ -353,6 +445,7 @@ class _ImportRun:
     def prepare(self) -> None:
         """Find or create the period; refuse a closed one."""
         self.period = open_period(self.session, self.period_code, create=not self.dry)
+        self.roster_empty = self.session.scalar(select(Beneficiary.id).limit(1)) is None
 
     def commune_id(self, district: str, commune: str) -> int | None:
         """Return the id of a commune, creating it (and its district) unless dry."""
@@ -412,20 +505,26 @@ class _ImportRun:
             rows.append(result)
         if not rows:
             return
-        existing = {
-            b.code: b
-            for b in self.session.execute(
-                select(*_BENEFICIARY_COLUMNS).where(Beneficiary.code.in_([r.code for r in rows]))
-            )
-        }
+        existing = {}
+        if not self.roster_empty:
+            existing = {
+                b.code: b
+                for b in self.session.connection().execute(
+                    select(*_BENEFICIARY_COLUMNS).where(
+                        Beneficiary.code.in_([r.code for r in rows])
+                    )
+                )
+            }
         self.unchanged_codes = set()
         new_rows = [r for r in rows if r.code not in existing]
         known_rows = [r for r in rows if r.code in existing]
-        ids = self._add(new_rows)
+        new_ids = self._add(new_rows)
         self._update(known_rows, existing)
-        ids.update({r.code: existing[r.code].id for r in known_rows})
-        self.seen_ids.update(ids.values())
-        self._entitlements(rows, ids)
+        known_ids = {r.code: existing[r.code].id for r in known_rows}
+        self.seen_ids.update(new_ids.values())
+        self.seen_ids.update(known_ids.values())
+        self._entitlements(rows, new_ids, known_ids)
+        self.writer.grown(len(new_ids))
 
     def _values(self, row: RosterRow) -> dict[str, Any]:
         """Return the beneficiary columns a row sets."""
@@ -455,32 +554,57 @@ class _ImportRun:
                 self._values(row)  # notes new communes for the dry report
             return {}
         now = utcnow()
-        values = []
-        for row in rows:
-            item = self._values(row)
+        day, stamp = self.writer.day, self.writer.stamp(now)
+        new_ids = self.writer.reserve_ids("beneficiaries", len(rows))
+        ids = {}
+        people = []
+        proxies = []
+        for row, person_id in zip(rows, new_ids, strict=True):
+            ids[row.code] = person_id
             name_key, given = name_keys(row.full_name)
-            item.update(code=row.code, name_key=name_key, given_key=given, created_at=now)
-            values.append(item)
-        # A plain executemany, then one query for the new ids: much faster than
-        # RETURNING per row, which SQLite's driver answers one statement at a time.
-        self.session.execute(insert(Beneficiary.__table__), values)
-        ids = dict(
-            self.session.execute(
-                select(Beneficiary.code, Beneficiary.id).where(
-                    Beneficiary.code.in_([row.code for row in rows])
+            # The columns of _NEW_BENEFICIARY, in the form they are stored.
+            people.append(
+                (
+                    person_id,
+                    row.code,
+                    name_key,
+                    given,
+                    "",
+                    stamp,
+                    row.full_name,
+                    day(row.date_of_birth),
+                    row.birth_year,
+                    row.gender.value,
+                    row.category.value,
+                    row.id_number,
+                    row.phone,
+                    self.commune_id(row.district, row.commune),
+                    row.village,
+                    row.payment_method.value,
+                    row.provider.value,
+                    row.account_no,
+                    row.monthly_vnd,
+                    row.status.value,
+                    "; ".join(row.flags) or None,
                 )
-            ).all()
-        )
-        proxies = [self._proxy_values(row, ids[row.code], now) for row in rows if row.has_proxy]
-        if proxies:
-            # Core, not the ORM's bulk insert: that splits a batch into a statement per
-            # run of rows with the same NULL columns (thousands of statements a batch).
-            for proxy in proxies:
-                proxy["relationship"] = proxy.pop("relationship_label")
-            self.session.execute(insert(Proxy.__table__), proxies)
-        for row in rows:
+            )
+            if row.has_proxy:
+                proxies.append(
+                    (
+                        person_id,
+                        row.proxy_name,
+                        row.proxy_id_number,
+                        row.proxy_relationship,
+                        row.proxy_is_guardian,
+                        day(row.proxy_valid_from),
+                        day(row.proxy_valid_until),
+                        stamp,
+                    )
+                )
             if row.flags:
-                self._flag(ids[row.code], row)
+                self._flag(person_id, row)
+        self.writer.insert("beneficiaries", _NEW_BENEFICIARY, people)
+        self.writer.insert("proxies", _NEW_PROXY, proxies)
         return ids
 
     def _proxy_values(self, row: RosterRow, beneficiary_id: int, now: Any) -> dict[str, Any]:
@@ -502,7 +626,7 @@ class _ImportRun:
             return
         ids = [existing[r.code].id for r in rows]
         live_proxies: dict[int, list[Any]] = {}
-        for proxy in self.session.execute(
+        for proxy in self.session.connection().execute(
             select(*_PROXY_COLUMNS).where(Proxy.beneficiary_id.in_(ids), Proxy.revoked_at.is_(None))
         ):
             live_proxies.setdefault(proxy.beneficiary_id, []).append(proxy)
@@ -512,7 +636,8 @@ class _ImportRun:
             person = existing[row.code]
             values = self._values(row)
             # In a dry run a commune not yet created has no id: that is a change too.
-            changed = [name for name in COMPARED if getattr(person, name) != values[name]]
+            stored = person._mapping
+            changed = [name for name in COMPARED if stored[name] != values[name]]
             proxy_change = self._proxy_change(row, person.id, live_proxies.get(person.id, []), now)
             if proxy_change:
                 changed.append("proxy")
@@ -611,23 +736,29 @@ class _ImportRun:
             )
         )
 
-    def _entitlements(self, rows: list[RosterRow], ids: dict[str, int]) -> None:
+    def _entitlements(
+        self, rows: list[RosterRow], new_ids: dict[str, int], known_ids: dict[str, int]
+    ) -> None:
         """Create, update or cancel this period's entitlement of every row."""
         current: dict[int, Any] = {}
-        if self.period is not None and ids:
+        # People added by this import have no entitlement yet: only the known are read.
+        if self.period is not None and known_ids:
             current = {
                 e.beneficiary_id: e
-                for e in self.session.execute(
+                for e in self.session.connection().execute(
                     select(*_ENTITLEMENT_COLUMNS).where(
                         Entitlement.period_id == self.period.id,
-                        Entitlement.beneficiary_id.in_(list(ids.values())),
+                        Entitlement.beneficiary_id.in_(list(known_ids.values())),
                     )
                 )
             }
         now = utcnow()
+        stamp = self.writer.stamp(now)
         new = []
+        changes: list[dict[str, Any]] = []
+        cancels: list[dict[str, Any]] = []
         for row in rows:
-            person_id = ids.get(row.code)
+            person_id = new_ids.get(row.code) or known_ids.get(row.code)
             entitlement = current.get(person_id) if person_id is not None else None
             amount = entitlement_vnd(row.monthly_vnd, row.arrears_vnd)
             if is_owed(row.status):
@@ -635,15 +766,15 @@ class _ImportRun:
                     self.report.entitlements_created += 1
                     if person_id is not None and self.period is not None and not self.dry:
                         new.append(
-                            {
-                                "beneficiary_id": person_id,
-                                "period_id": self.period.id,
-                                "monthly_vnd": row.monthly_vnd,
-                                "arrears_vnd": row.arrears_vnd,
-                                "amount_vnd": amount,
-                                "status": EntitlementStatus.DUE,
-                                "created_at": now,
-                            }
+                            (
+                                person_id,
+                                self.period.id,
+                                row.monthly_vnd,
+                                row.arrears_vnd,
+                                amount,
+                                EntitlementStatus.DUE.value,
+                                stamp,
+                            )
                         )
                 elif entitlement.status is EntitlementStatus.PAID:
                     if entitlement.amount_vnd != amount:
@@ -670,18 +801,16 @@ class _ImportRun:
                 ):
                     self.report.entitlements_updated += 1
                     self._note_entitlement_change(row, entitlement, amount)
-                    if not self.dry:
-                        self.session.execute(
-                            update(Entitlement)
-                            .where(Entitlement.id == entitlement.id)
-                            .values(
-                                monthly_vnd=row.monthly_vnd,
-                                arrears_vnd=row.arrears_vnd,
-                                amount_vnd=amount,
-                                status=EntitlementStatus.DUE,
-                                updated_at=now,
-                            )
-                        )
+                    changes.append(
+                        {
+                            "id": entitlement.id,
+                            "monthly_vnd": row.monthly_vnd,
+                            "arrears_vnd": row.arrears_vnd,
+                            "amount_vnd": amount,
+                            "status": EntitlementStatus.DUE,
+                            "updated_at": now,
+                        }
+                    )
             elif entitlement is not None and (
                 entitlement.held_by_withdrawal_id is not None
                 or entitlement.reserved_route_id is not None
@@ -689,14 +818,16 @@ class _ImportRun:
                 self._held(row, entitlement)
             elif entitlement is not None and entitlement.status is EntitlementStatus.DUE:
                 self.report.entitlements_cancelled += 1
-                if not self.dry:
-                    self.session.execute(
-                        update(Entitlement)
-                        .where(Entitlement.id == entitlement.id)
-                        .values(status=EntitlementStatus.CANCELLED, updated_at=now)
-                    )
-        if new:
-            self.session.execute(insert(Entitlement.__table__), new)
+                cancels.append(
+                    {"id": entitlement.id, "status": EntitlementStatus.CANCELLED, "updated_at": now}
+                )
+        if self.dry:
+            return
+        # By primary key, one executemany each: a changed month costs no statement per row.
+        for same in (changes, cancels):
+            if same:
+                self.session.execute(update(Entitlement), same)
+        self.writer.insert("entitlements", _NEW_ENTITLEMENT, new)
 
     def _held(self, row: RosterRow, entitlement: Any) -> None:
         """Leave an entitlement a withdrawal or a delivery route holds as it is, and say so.

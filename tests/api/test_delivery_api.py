@@ -445,7 +445,8 @@ def test_a_partly_paid_item_pays_the_rest_and_opens_a_case(client, route, sup, d
         ({"verified_by": "otp"}, "verified_by_invalid"),
         ({"collector": "proxy", "proxy_id": 999}, "proxy_not_authorized"),
         ({"entitlement_ids": [999999]}, "entitlement_not_found"),
-        ({"lat": float("nan"), "lon": 1.0}, "position_invalid"),
+        ({"lat": "north", "lon": 1.0}, "position_invalid"),
+        ({"lat": 1e309, "lon": 1.0}, "position_invalid"),
         ({"lat": 16.2, "lon": None}, "position_invalid"),
         ({"lat": 91, "lon": 1}, "position_invalid"),
         ({"surprise": 1}, "invalid_item"),
@@ -462,6 +463,15 @@ def test_a_bad_item_is_rejected_with_a_case_and_pays_nothing(
     assert count(session, Payout) == 0
     (again,) = sync(client, device, [item])["results"]
     assert again["status"] == "duplicate" and again["first_status"] == "rejected"
+
+
+def test_nan_is_not_json_and_refuses_the_request_writing_nothing(client, route, device, session):
+    # A tablet's JSON.stringify never writes NaN; a body holding one is malformed.
+    item = payout_item(route, "TTH0000001", lat=float("nan"), lon=1.0)
+    response = client.post("/api/v1/sync", json={"payouts": [item]}, headers=device[1])
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_request"
+    assert count(session, Payout) == 0 and count(session, Failure) == 0
 
 
 def test_one_bad_item_does_not_hold_back_the_others(client, route, device, session):
