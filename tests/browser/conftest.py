@@ -14,21 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SECRET
+from tests.conftest import CHROMIUM_ARGS, SECRET
 from tests.databases import TestDatabase
 from tests.servers import SCRIPT, free_port, served
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parent.parent / "screenshots"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+ARGS = CHROMIUM_ARGS
 
 if not CHROMIUM.exists():
     pytest.skip(
@@ -122,12 +114,9 @@ def live_server(served_terminal, db_url):
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Launch Debian's Chromium once for the run."""
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield instance
-        instance.close()
+def browser(chromium):
+    """Return Debian's Chromium, launched once for the run (tests/conftest.py)."""
+    return chromium
 
 
 @pytest.fixture

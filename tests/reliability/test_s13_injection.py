@@ -82,14 +82,9 @@ PAYLOADS = [a + c for a, c in itertools.product(AFFIXES, CORES)][: 200 if SOAK e
 
 
 @pytest.fixture(scope="module")
-def playwright_browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        yield browser
-        browser.close()
+def playwright_browser(chromium):
+    """Return the run's Chromium (tests/conftest.py): one Playwright per process."""
+    return chromium
 
 
 def _inject(app, client, world, session, tmp_path) -> dict[str, object]:
