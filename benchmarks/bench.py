@@ -138,9 +138,13 @@ def search_lines(out: str, database: str, people: int) -> list[Line]:
             if "baseline" in case.lower() or "bare" in case.lower():
                 lines.append(Line("search", database, label, value, "1.0x"))
                 continue
-            # The issue's targets are the server's time; the client's includes the wait
-            # for one of 2 workers with 8 clients sending at once.
-            limit = 5.0 if "by ID" in case else 15.0
+            # The issue's targets are the server's time for a search (one client: with
+            # 8 client processes on 2 vCPUs the server is paused while they run, and
+            # the client's time adds the wait for one of 2 workers); 8 clients shown too.
+            target = met = ""
+            if "1 client" in case and ("by ID" in case or "name" in case or "'" in case):
+                limit = 5.0 if "by ID" in case else 15.0
+                target, met = f"≤ {limit:g} ms", verdict(server <= limit)
             lines.append(
                 Line(
                     "search",
@@ -148,8 +152,8 @@ def search_lines(out: str, database: str, people: int) -> list[Line]:
                     label,
                     value,
                     row.get("server p95 vs baseline", ""),
-                    f"≤ {limit:g} ms",
-                    verdict(server <= limit),
+                    target,
+                    met,
                 )
             )
     return lines
