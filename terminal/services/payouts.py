@@ -781,7 +781,12 @@ def reverse_payout(session: Session, user: User, payout_id: int, *, reason: str)
     begin_write(session)
     try:
         payout = get_payout(session, user, payout_id)
-        if payout.status is not PayoutStatus.COMPLETED:
+        # The payout's row lock (PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
+        # database): a second reversal of the same payout at once, such as a retry racing
+        # its first try, waits and then sees it reversed, instead of reversing it again
+        # with a second audit event (found by the soak, RELIABILITY S10).
+        locked = select(Payout.status).where(Payout.id == payout.id).with_for_update()
+        if session.scalar(locked) is not PayoutStatus.COMPLETED:
             raise AlreadyReversed("this payout is already reversed")
         hold_point(session, payout.point_id)  # a day's closing counts it or it comes after
         now = utcnow()

@@ -1,4 +1,5 @@
-"""The clerks of tests/concurrency/test_two_offices.py, one process each.
+"""The clerks of tests/concurrency/test_two_offices.py, one process each, and ``call``,
+the JSON API call every concurrency test makes.
 
 Standard library only: each of the 8 processes is spawned and imports this module,
 and importing the terminal's code 8 times would cost more than the race itself.

@@ -9,12 +9,9 @@ database's partial unique index guards (RELIABILITY S01, S02).
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import random
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
@@ -22,32 +19,13 @@ from sqlalchemy import func, select
 
 from terminal.models import AuditEvent, Entitlement, Payout, PayoutLine, Receipt
 from terminal.services.audit import verify_chain
+from tests.concurrency.office_clerks import call
 from tests.conftest import SECRET
 from tests.factories import PASSWORD, make_beneficiary, make_point, make_user, set_float
 from tests.servers import free_port, served
 
 WORKERS = 8
 ENTITLEMENTS = 20
-
-
-def call(base: str, method: str, path: str, body=None, token=None, key=None):
-    """Make one API call; return (status, json)."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    if key:
-        request.add_header("Idempotency-Key", key)
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        payload = error.read()
-        try:
-            return error.code, json.loads(payload or b"{}")
-        except ValueError:
-            return error.code, {"raw": payload[:200].decode(errors="replace")}
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import pypdfium2
 import pytest
 import zxingcpp
 from pypdf import PdfReader
-from sqlalchemy import select
+from sqlalchemy import func, select, text, update
 
-from terminal.models import AuditEvent, Payout, Receipt
+from terminal.models import AuditEvent, Payout, PayoutStatus, Receipt
 from terminal.services import counter, payouts, receipts, verifications
 from terminal.services.receipt_tokens import load_public_key, read_token
 from tests.conftest import SECRET
@@ -366,3 +366,59 @@ def test_tokens_with_junk_are_not_genuine(app, client, paid, session, tmp_path):
             assert result.exit_code == 0 and "signature good" in result.output, result.output
         else:
             assert result.exit_code == 1 and "NOT GENUINE" in result.output, (name, result.output)
+
+
+def test_a_reversal_waiting_on_another_sees_it_and_reverses_nothing(app, paid, session, world):
+    # PostgreSQL takes row locks; SQLite's BEGIN IMMEDIATE serialises every write already.
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises writes with BEGIN IMMEDIATE)")
+    import threading
+
+    from terminal.db import new_session
+    from terminal.models import User
+
+    # A first reversal holds the payout's row (as a retry's first try would, mid-way).
+    first = new_session(app)
+    first.execute(select(Payout.id).where(Payout.id == paid.id).with_for_update())
+    second = new_session(app)
+    outcome: list[str] = []
+
+    def reverse_again() -> None:
+        supervisor = second.get(User, world.users["supervisor"].id)
+        try:
+            payouts.reverse_payout(second, supervisor, paid.id, reason="Bấm lại lần hai")
+            outcome.append("reversed")
+        except payouts.AlreadyReversed:
+            outcome.append("already reversed")
+
+    thread = threading.Thread(target=reverse_again)
+    thread.start()
+    for _ in range(400):  # until the second waits on the row lock
+        waiting = session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+        )
+        session.rollback()
+        if waiting or not thread.is_alive():
+            break
+        thread.join(timeout=0.05)
+    first.execute(
+        update(Payout)
+        .where(Payout.id == paid.id)
+        .values(
+            status=PayoutStatus.REVERSED,
+            reversed_at=func.now(),
+            reversed_by_id=world.users["supervisor"].id,
+            reversal_reason="Nhầm người nhận",
+        )
+    )
+    first.commit()
+    thread.join(timeout=30)
+    first.close()
+    second.close()
+    # Before the row lock, the second read "completed" and reversed it again.
+    assert outcome == ["already reversed"]
+    reversed_events = select(func.count()).where(AuditEvent.action == "payout.reversed")
+    assert session.scalar(reversed_events) == 0
