@@ -385,6 +385,8 @@ def _columns(model: type) -> list[Any]:
 _BENEFICIARY_COLUMNS = _columns(Beneficiary)
 # The tables an import grows, analysed as they double (roster_write).
 _GROWING = ("beneficiaries", "proxies", "entitlements")
+# PostgreSQL advisory lock key serialising imports (schema.py's upgrade uses 727001).
+ROSTER_IMPORT_LOCK = 727002
 # A new beneficiary's columns as written: these, then COMPARED's in its order.
 _NEW_BENEFICIARY = ("id", "code", "name_key", "given_key", "address", "created_at", *COMPARED)
 _NEW_PROXY = (
@@ -444,8 +446,20 @@ class _ImportRun:
 
     def prepare(self) -> None:
         """Find or create the period; refuse a closed one."""
+        if not self.dry and self.writer.postgres:
+            # Imports wait for each other (SQLite's write lock does this there), so the
+            # roster read next is the one this import writes over.
+            self.session.execute(select(func.pg_advisory_xact_lock(ROSTER_IMPORT_LOCK)))
         self.period = open_period(self.session, self.period_code, create=not self.dry)
         self.roster_empty = self.session.scalar(select(Beneficiary.id).limit(1)) is None
+        if self.roster_empty and not self.dry and not self.writer.postgres:
+            # A first load on SQLite: the secondary indexes are built once at the end
+            # (roster_write). Not on PostgreSQL: DROP INDEX would wait for every open
+            # transaction that read the table, and then hold every reader off until
+            # the import commits.
+            self.writer.defer_indexes(
+                [Beneficiary.__table__, Proxy.__table__, Entitlement.__table__]  # type: ignore[list-item]
+            )
 
     def commune_id(self, district: str, commune: str) -> int | None:
         """Return the id of a commune, creating it (and its district) unless dry."""
@@ -873,6 +887,7 @@ class _ImportRun:
         self._missing()
         if self.dry:
             return
+        self.writer.build_indexes()
         if self.failures:
             self.session.execute(insert(Failure.__table__), self.failures)
         record_events(self.session, actor=actor, events=self.events)
@@ -911,8 +926,8 @@ class _ImportRun:
         Only the districts present in the file count, so a province importing one
         district's list at a time does not see every other district as missing.
         """
-        if not self.districts:
-            return
+        if not self.districts or self.roster_empty:
+            return  # on a first load everyone on the roster came from this file
         communes = select(Area.id).where(Area.parent_id.in_(self.districts))
         query = (
             select(Beneficiary.id, Beneficiary.code)

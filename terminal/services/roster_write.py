@@ -11,6 +11,16 @@ On PostgreSQL the import connection does not prepare its statements on the serve
 (a plan prepared while the tables were empty would be kept for the whole import),
 and the touched tables are analysed each time they double during the import, so
 the planner never judges a table of a million rows by the handful it had at first.
+
+On SQLite, a first load into an empty roster (a province's or the country's whole
+list) defers the tables' secondary indexes: they are dropped inside the import's transaction and
+built again, from the models' own definitions, before it commits. Keeping a random-order
+index (a folded name, an ID number) while rows arrive costs a B-tree descent per row per
+index; building it once is a sort. The unique indexes stay, because they are the guard
+against a code (or a person's entitlement of the period) written twice. DDL is
+transactional, so an import that fails leaves every index as it was, and readers keep
+their snapshot (WAL) meanwhile. PostgreSQL keeps its indexes: DROP INDEX there waits for
+every open transaction that read the table and then blocks all its readers until commit.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Index, Table, text
 
 ANALYZE_FROM = 2048  # rows added before the first ANALYZE; then at each doubling
 
@@ -50,6 +60,7 @@ class BulkWriter:
         self.added = 0
         self.next_analyze = ANALYZE_FROM
         self._next_id: dict[str, int] = {}
+        self._deferred: list[Index] = []
         # Rows are given in the form the columns store: enums as their values (the
         # caller's job), dates and times as SQLAlchemy writes them on SQLite.
         self.day: Callable[[date | None], Any] = _same if self.postgres else _sqlite_day
@@ -126,3 +137,22 @@ class BulkWriter:
             self.next_analyze *= 2
         quote = self.connection.dialect.identifier_preparer.quote
         self.connection.exec_driver_sql("ANALYZE " + ", ".join(quote(t) for t in self.tables))
+
+    def defer_indexes(self, tables: Sequence[Table]) -> list[str]:
+        """Drop the tables' non-unique indexes until build_indexes; return their names.
+
+        Only for tables the import writes, and only worth it when they start empty.
+        """
+        for table in tables:
+            if table.name not in self.tables:
+                raise ValueError(f"not a table an import writes: {table.name}")
+            for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                if not index.unique:
+                    index.drop(self.connection)
+                    self._deferred.append(index)
+        return [str(index.name) for index in self._deferred]
+
+    def build_indexes(self) -> None:
+        """Build the deferred indexes again, as the models define them."""
+        while self._deferred:
+            self._deferred.pop(0).create(self.connection)

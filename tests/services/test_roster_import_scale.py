@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, inspect, select
 
 from terminal.models import AuditEvent, Beneficiary, Entitlement, Proxy
 from terminal.services.audit import verify_chain
@@ -227,3 +227,72 @@ class _Source:
 
     def __init__(self, rows: list[tuple[int, list[Any]]]) -> None:
         self.rows = iter(rows)
+
+
+def indexes(session: Any) -> dict[str, list[tuple[str, tuple[str, ...], bool]]]:
+    """Return each imported table's indexes as the database has them now."""
+    session.rollback()
+    found = inspect(session.connection())
+    answer = {
+        table: sorted(
+            (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+            for i in found.get_indexes(table)
+        )
+        for table in ("beneficiaries", "proxies", "entitlements")
+    }
+    session.rollback()
+    return answer
+
+
+def test_a_first_load_builds_its_deferred_indexes_again_and_a_failed_one_keeps_them(
+    session, tmp_path
+):
+    """A first load on SQLite drops the secondary indexes while it writes and builds them
+    before it commits; an import that fails midway leaves them as they were; a later
+    import into a roster that holds people keeps them all the way through."""
+    first, changed, _count, _owed = roster(tmp_path, 2_500)
+    before = indexes(session)
+    assert before["beneficiaries"] and before["proxies"] and before["entitlements"]
+    names = {t: {i[0] for i in found} for t, found in before.items()}
+    assert "ix_beneficiaries_name_key" in names["beneficiaries"]
+
+    seen_during: list[set[str]] = []
+
+    def look(_fraction: float) -> None:
+        # The import's own connection: the indexes it dropped are gone for it.
+        live = inspect(session.connection()).get_indexes("beneficiaries")
+        seen_during.append({i["name"] for i in live})
+
+    def fail(_fraction: float) -> None:
+        raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError):
+        import_roster(session, first, period="2021-10", actor="test", today=TODAY, progress=fail)
+    assert indexes(session) == before
+    assert session.scalar(select(func.count(Beneficiary.id))) == 0
+
+    report = import_roster(
+        session, first, period="2021-10", actor="test", today=TODAY, progress=look
+    )
+    assert report.added == 2_500 and report.missing == 0
+    assert seen_during
+    if session.get_bind().dialect.name == "sqlite":
+        assert "ix_beneficiaries_name_key" not in seen_during[0]
+        assert "ix_beneficiaries_id_number" not in seen_during[0]
+    else:  # PostgreSQL keeps them: dropping one would hold every reader off
+        assert all("ix_beneficiaries_name_key" in during for during in seen_during)
+    assert indexes(session) == before
+    # The unique guards were never dropped: a code cannot be written twice.
+    session.rollback()
+    unique = inspect(session.connection()).get_unique_constraints("beneficiaries")
+    assert ["code"] in [u["column_names"] for u in unique]
+    session.rollback()
+
+    seen_during.clear()
+    again = import_roster(
+        session, changed, period="2021-10", actor="test", today=TODAY, progress=look
+    )
+    assert again.added == 0 and again.updated > 0
+    assert all("ix_beneficiaries_name_key" in during for during in seen_during)
+    assert indexes(session) == before
+    assert verify_chain(session).ok
