@@ -445,7 +445,8 @@ class _ImportRun:
     # -- set-up and areas --------------------------------------------------------
 
     def prepare(self) -> None:
-        """Find or create the period; refuse a closed one."""
+        """Wait for any other import, find or create the period (refusing a closed one),
+        and on a first load into an empty roster defer the secondary indexes."""
         if not self.dry and self.writer.postgres:
             # Imports wait for each other (SQLite's write lock does this there), so the
             # roster read next is the one this import writes over.

@@ -13,14 +13,15 @@ and the touched tables are analysed each time they double during the import, so
 the planner never judges a table of a million rows by the handful it had at first.
 
 On SQLite, a first load into an empty roster (a province's or the country's whole
-list) defers the tables' secondary indexes: they are dropped inside the import's transaction and
-built again, from the models' own definitions, before it commits. Keeping a random-order
-index (a folded name, an ID number) while rows arrive costs a B-tree descent per row per
-index; building it once is a sort. The unique indexes stay, because they are the guard
-against a code (or a person's entitlement of the period) written twice. DDL is
-transactional, so an import that fails leaves every index as it was, and readers keep
-their snapshot (WAL) meanwhile. PostgreSQL keeps its indexes: DROP INDEX there waits for
-every open transaction that read the table and then blocks all its readers until commit.
+list) defers the tables' secondary indexes: they are dropped inside the import's
+transaction and built again, from the models' own definitions, before it commits.
+Keeping a random-order index (a folded name, an ID number) while rows arrive costs a
+B-tree descent per row per index; building it once is a sort. The unique indexes stay,
+because they are the guard against a code (or a person's entitlement of the period)
+written twice. DDL is transactional, so an import that fails leaves every index as it
+was, and readers keep their snapshot (WAL) meanwhile. PostgreSQL keeps its indexes:
+DROP INDEX there waits for every open transaction that read the table and then blocks
+all its readers until commit.
 """
 
 from __future__ import annotations
@@ -138,8 +139,8 @@ class BulkWriter:
         quote = self.connection.dialect.identifier_preparer.quote
         self.connection.exec_driver_sql("ANALYZE " + ", ".join(quote(t) for t in self.tables))
 
-    def defer_indexes(self, tables: Sequence[Table]) -> list[str]:
-        """Drop the tables' non-unique indexes until build_indexes; return their names.
+    def defer_indexes(self, tables: Sequence[Table]) -> None:
+        """Drop the tables' non-unique indexes until build_indexes.
 
         Only for tables the import writes, and only worth it when they start empty.
         """
@@ -150,9 +151,9 @@ class BulkWriter:
                 if not index.unique:
                     index.drop(self.connection)
                     self._deferred.append(index)
-        return [str(index.name) for index in self._deferred]
 
     def build_indexes(self) -> None:
         """Build the deferred indexes again, as the models define them."""
-        while self._deferred:
-            self._deferred.pop(0).create(self.connection)
+        for index in self._deferred:
+            index.create(self.connection)
+        self._deferred.clear()
